@@ -1,0 +1,37 @@
+# The two commands a fresh clone needs: `make demo` and `make test`. Both set up .venv first.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.strata-installed
+PROFILE ?= demo
+RUN_DIR ?= runs/$(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo run test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (Strata needs Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and exactly pinned: any range would resolve to a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	@mkdir -p runs
+	HF_HUB_OFFLINE=1 $(BIN)/strata run --profile demo --out $(RUN_DIR)
+
+run: setup
+	HF_HUB_OFFLINE=1 $(BIN)/strata run --profile $(PROFILE) --out $(RUN_DIR)
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

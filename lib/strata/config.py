@@ -1,0 +1,190 @@
+"""Typed configuration: the only place defaults live.
+
+A run is configured by a profile (``demo``, ``local``, ``cluster``: YAML files shipped in
+``strata/profiles``), optionally a user YAML file laid over it, then ``key.path=value`` overrides from the
+CLI. Validation errors name the dotted field and the bad value so a user can fix a config without reading
+code.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROFILES = ("demo", "local", "cluster")
+
+
+class ConfigError(ValueError):
+    """A config value is missing or invalid; the message names the field and the value."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EngineConfig(_Model):
+    """Where Spark and Ray run. Defaults are embedded: Sail in-process and a local Ray."""
+
+    spark: Literal["sail", "connect", "classic"] = "sail"
+    spark_remote: str | None = Field(None, description="sc://host:port when spark=connect")
+    spark_master: str = Field("local[2]", description="master URL when spark=classic")
+    ray_address: str | None = Field(None, description="None starts a local Ray; 'auto' or ray://... joins one")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray (None: all)")
+
+    @field_validator("spark_remote")
+    @classmethod
+    def _remote_is_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("sc://"):
+            raise ValueError(f"must start with sc:// (got {v!r})")
+        return v
+
+
+class SourceConfig(_Model):
+    """One dataset to ingest: an adapter name and a path (file or folder)."""
+
+    name: Literal[
+        "homedepot", "bestbuy-small", "bestbuy-catalog", "google-taxonomy", "wands", "esci", "beir"
+    ]
+    path: str = Field(..., description="absolute, or relative to data.root")
+    limit: int | None = Field(None, ge=1, description="read at most this many records (demo slices)")
+
+
+class DataConfig(_Model):
+    """Where inputs come from. ``root`` defaults to $STRATA_DATA, else ../shared/data when present."""
+
+    root: str | None = None
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    def resolved_root(self) -> Path:
+        if self.root:
+            return Path(self.root).expanduser()
+        env = os.environ.get("STRATA_DATA")
+        if env:
+            return Path(env).expanduser()
+        return default_data_root()
+
+    def source_path(self, source: SourceConfig) -> Path:
+        p = Path(source.path).expanduser()
+        return p if p.is_absolute() else self.resolved_root() / p
+
+
+class LakehouseConfig(_Model):
+    """Where tables live. ``root`` None means RUN_DIR/lakehouse."""
+
+    root: str | None = None
+    format: Literal["delta", "parquet"] = Field(
+        "delta", description="parquet only for classic Spark without delta-spark"
+    )
+
+
+class SplitConfig(_Model):
+    """Train/dev split by a stable hash of the normalised query (never by row)."""
+
+    dev_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    salt: str = "strata-v1"
+
+
+class EmbedConfig(_Model):
+    """Off-the-shelf or trained bi-encoder inference on Ray Data."""
+
+    model: str = Field("baseline", description="'baseline' (packaged all-MiniLM-L6-v2) or a model dir")
+    batch_size: int = Field(128, ge=1)
+    max_seq_length: int = Field(64, ge=8, le=512)
+    actors: int = Field(1, ge=1, description="embedding actors (GPU workers on a cluster)")
+    actor_cpus: float = Field(1.0, gt=0, description="fractional CPUs per actor; <1 on small machines")
+    actor_gpus: float = Field(0.0, ge=0)
+
+
+class EvalConfig(_Model):
+    """Which labelled dataset is the dev set and which retrievers are compared on it."""
+
+    dataset: Literal["homedepot", "bestbuy-small", "wands", "esci", "beir"] = "homedepot"
+    retrievers: list[str] = Field(default_factory=lambda: ["baseline", "bm25"])
+    k: int = Field(100, ge=10, description="retrieval depth; must cover recall@100")
+    max_queries: int | None = Field(None, ge=1, description="cap dev queries (demo); None = all")
+
+
+class StrataConfig(_Model):
+    """A whole run's configuration."""
+
+    profile: Literal["demo", "local", "cluster"] = "demo"
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    lakehouse: LakehouseConfig = Field(default_factory=LakehouseConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 13
+
+
+def default_data_root() -> Path:
+    """../shared/data relative to the repo (or the cwd), the layout the project is developed in."""
+    here = Path(__file__).resolve()
+    for base in [Path.cwd(), *here.parents]:
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return Path.cwd().parent / "shared" / "data"
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _apply_override(doc: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key.path=value")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {item!r} has an empty key")
+    node = doc
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {p} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+
+
+def profile_dict(profile: str) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise ConfigError(f"profile: unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    text = resources.files("strata.profiles").joinpath(f"{profile}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config(
+    profile: str = "demo", path: str | Path | None = None, overrides: list[str] | None = None
+) -> StrataConfig:
+    """Profile YAML, then the user's YAML, then ``key=value`` overrides; validated once at the end."""
+    doc = profile_dict(profile)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        user = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping, not {type(user).__name__}")
+        doc = _deep_merge(doc, user)
+    for item in overrides or []:
+        _apply_override(doc, item)
+    doc["profile"] = doc.get("profile", profile)
+    try:
+        return StrataConfig.model_validate(doc)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            field = ".".join(str(x) for x in err["loc"])
+            msgs.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(msgs)) from None

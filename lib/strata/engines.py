@@ -1,0 +1,121 @@
+"""One place that hands out the Spark session and the Ray runtime for a run.
+
+Both start lazily (a stage that needs only Ray never pays for Spark) and are shared by every stage of a
+run; ``Engines`` is a context manager that shuts down what it started, and only that. Spark is reached
+through Spark Connect: by default an embedded Sail server started in-process, otherwise a remote
+``sc://`` URL or a classic (JVM) session for clusters without Connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from strata.config import EngineConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+class Engines:
+    """Lazy Spark + Ray for one run. ``with Engines(cfg) as eng: eng.spark ...; eng.ray()``."""
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        self._spark: SparkSession | None = None
+        self._sail: Any = None
+        self._ray_started = False
+
+    # -- Spark ---------------------------------------------------------------------------------------
+    @property
+    def spark(self) -> "SparkSession":
+        if self._spark is None:
+            self._spark = self._start_spark()
+        return self._spark
+
+    @property
+    def spark_kind(self) -> str:
+        return self.config.spark
+
+    def _start_spark(self) -> "SparkSession":
+        cfg = self.config
+        remote = os.environ.get("STRATA_SPARK_REMOTE") or cfg.spark_remote
+        if cfg.spark == "sail":
+            from pysail.spark import SparkConnectServer
+            from pyspark.sql import SparkSession
+
+            self._sail = SparkConnectServer(ip="127.0.0.1", port=0)
+            self._sail.start(background=True)
+            _, port = self._sail.listening_address
+            log.info("started embedded Sail Spark Connect server on port %s", port)
+            return SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
+        if cfg.spark == "connect":
+            from pyspark.sql import SparkSession
+
+            if not remote:
+                raise ValueError("engine.spark_remote: required when engine.spark=connect (got None)")
+            return SparkSession.builder.remote(remote).getOrCreate()
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.master(cfg.spark_master).appName("strata")
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+        if os.environ.get("STRATA_SPARK_DELTA", "0") == "1":  # classic Spark with delta-spark installed
+            builder = builder.config(
+                "spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension"
+            ).config(
+                "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+            )
+        return builder.getOrCreate()
+
+    # -- Ray -----------------------------------------------------------------------------------------
+    def ray(self) -> Any:
+        """Initialise Ray once (local, or the configured address) and return the module."""
+        import ray
+
+        if not ray.is_initialized():
+            address = os.environ.get("STRATA_RAY_ADDRESS") or self.config.ray_address
+            kwargs: dict[str, Any] = {
+                "ignore_reinit_error": True,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": True,
+                "logging_level": logging.WARNING,
+            }
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=self.config.ray_num_cpus, **kwargs)
+            self._ray_started = True
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = True
+            ctx.print_on_execution_start = False
+        return ray
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._spark is not None:
+            try:
+                self._spark.stop()
+            except Exception as e:  # noqa: BLE001 - shutdown must not mask the run's own error
+                log.warning("spark stop failed: %s", e)
+            self._spark = None
+        if self._sail is not None:
+            try:
+                self._sail.stop()
+            except Exception as e:  # noqa: BLE001
+                log.warning("sail stop failed: %s", e)
+            self._sail = None
+        if self._ray_started:
+            import ray
+
+            ray.shutdown()
+            self._ray_started = False
+
+    def __enter__(self) -> "Engines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

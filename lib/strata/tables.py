@@ -1,0 +1,244 @@
+"""Canonical tables: names, schemas, keys, and the read/write helpers over Delta (or parquet).
+
+Stage code asks a ``Lakehouse`` for a table by name; it never builds a path by hand. Writes go through
+Spark (Sail in-process by default, a cluster otherwise); table metadata and history are read with
+delta-rs (``deltalake``), which works the same whichever engine wrote the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    doc: str
+
+
+_STR = pa.string()
+
+PRODUCTS = TableSpec(
+    "products",
+    pa.schema(
+        [
+            ("product_id", _STR),
+            ("source", _STR),
+            ("title", _STR),
+            ("description", _STR),
+            ("brand", _STR),
+            ("category_id", _STR),
+            ("attributes", pa.map_(_STR, _STR)),
+        ]
+    ),
+    ("source", "product_id"),
+    "One row per catalog product. Ids are strings, namespaced by source.",
+)
+
+TAXONOMY = TableSpec(
+    "taxonomy",
+    pa.schema(
+        [
+            ("category_id", _STR),
+            ("source", _STR),
+            ("parent_id", _STR),
+            ("name", _STR),
+            ("path", pa.list_(_STR)),
+            ("depth", pa.int32()),
+        ]
+    ),
+    ("source", "category_id"),
+    "Category tree; path is root-first names, depth 1 = top level.",
+)
+
+SEARCH_EVENTS = TableSpec(
+    "search_events",
+    pa.schema(
+        [
+            ("event_id", _STR),
+            ("source", _STR),
+            ("ts", pa.timestamp("us")),
+            ("session_id", _STR),
+            ("user_id", _STR),
+            ("query", _STR),
+            ("query_norm", _STR),
+            ("product_id", _STR),
+            ("event_type", _STR),
+            ("position", pa.int32()),
+            ("event_date", pa.date32()),
+        ]
+    ),
+    ("source", "event_id"),
+    "Search log: one row per event (search, click, add_to_cart, purchase). event_id is a content hash.",
+)
+
+LABELS = TableSpec(
+    "labels",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query", _STR),
+            ("query_norm", _STR),
+            ("product_id", _STR),
+            ("grade", pa.int32()),
+            ("raw_label", _STR),
+            ("split", _STR),
+        ]
+    ),
+    ("source", "query_norm", "product_id"),
+    "Human graded labels: 2 exact, 1 partial, 0 irrelevant; raw_label keeps the source's own value.",
+)
+
+QUARANTINE = TableSpec(
+    "quarantine",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("target_table", _STR),
+            ("location", _STR),
+            ("raw", _STR),
+            ("reason", _STR),
+            ("run_id", _STR),
+        ]
+    ),
+    ("source", "target_table", "location"),
+    "Rows that failed validation, with the reason; nothing is dropped silently.",
+)
+
+INGEST_LOG = TableSpec(
+    "ingest_log",
+    pa.schema(
+        [
+            ("run_id", _STR),
+            ("source", _STR),
+            ("target_table", _STR),
+            ("read", pa.int64()),
+            ("accepted", pa.int64()),
+            ("quarantined", pa.int64()),
+            ("seconds", pa.float64()),
+        ]
+    ),
+    ("run_id", "source", "target_table"),
+    "Counts per ingest: read = accepted + quarantined, always.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUARANTINE, INGEST_LOG)
+}
+
+
+def spec(name: str) -> TableSpec:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}") from None
+
+
+def empty_frame(name: str) -> "pd.DataFrame":
+    return spec(name).schema.empty_table().to_pandas()
+
+
+class Lakehouse:
+    """Table locations under one root, and Spark/delta-rs I/O for them."""
+
+    def __init__(self, root: str | Path, fmt: str = "delta"):
+        self.root = Path(root).expanduser().resolve()
+        if fmt not in ("delta", "parquet"):
+            raise ValueError(f"lakehouse.format: must be delta or parquet (got {fmt!r})")
+        self.format = fmt
+
+    def path(self, name: str) -> Path:
+        spec(name)
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        p = self.path(name)
+        if self.format == "delta":
+            return (p / "_delta_log").is_dir()
+        return p.is_dir() and any(p.glob("*.parquet"))
+
+    # -- writes (Spark) ------------------------------------------------------------------------------
+    def to_spark(self, spark: "SparkSession", name: str, frame: "pd.DataFrame | pa.Table") -> "DataFrame":
+        """An Arrow/pandas frame cast to the table's schema, as a Spark DataFrame."""
+        schema = spec(name).schema
+        if isinstance(frame, pa.Table):
+            table = frame.select(schema.names).cast(schema)
+        else:
+            table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+        return spark.createDataFrame(table, schema=_spark_schema(schema))
+
+    def write(self, df: "DataFrame", name: str, mode: str = "overwrite") -> None:
+        """Write a Spark DataFrame to the table (overwrite or append), creating it if needed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        writer = df.select(*spec(name).schema.names).write.format(self.format).mode(mode)
+        writer.save(str(self.path(name)))
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def read(self, spark: "SparkSession", name: str, version: int | None = None) -> "DataFrame":
+        reader = spark.read.format(self.format)
+        if version is not None:
+            if self.format != "delta":
+                raise ValueError("time travel (version) needs lakehouse.format=delta")
+            reader = reader.option("versionAsOf", version)
+        return reader.load(str(self.path(name)))
+
+    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """Read without Spark (delta-rs / pyarrow): for small driver-side tables and tests."""
+        if self.format == "delta":
+            from deltalake import DeltaTable
+
+            return DeltaTable(str(self.path(name))).to_pyarrow_table(columns=columns)
+        import pyarrow.parquet as pq
+
+        return pq.read_table(str(self.path(name)), columns=columns)
+
+    def version(self, name: str) -> int | None:
+        """Current Delta version (None for parquet or a missing table)."""
+        if self.format != "delta" or not self.exists(name):
+            return None
+        from deltalake import DeltaTable
+
+        return DeltaTable(str(self.path(name))).version()
+
+    def versions(self) -> dict[str, int | None]:
+        return {n: self.version(n) for n in TABLES if self.exists(n)}
+
+
+def _spark_schema(schema: pa.Schema):
+    """Arrow -> Spark StructType for the few types the canonical tables use."""
+    from pyspark.sql import types as T
+
+    def conv(t: pa.DataType):
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return T.StringType()
+        if pa.types.is_int32(t):
+            return T.IntegerType()
+        if pa.types.is_int64(t):
+            return T.LongType()
+        if pa.types.is_float64(t):
+            return T.DoubleType()
+        if pa.types.is_float32(t):
+            return T.FloatType()
+        if pa.types.is_boolean(t):
+            return T.BooleanType()
+        if pa.types.is_timestamp(t):
+            return T.TimestampNTZType() if t.tz is None else T.TimestampType()
+        if pa.types.is_date32(t):
+            return T.DateType()
+        if pa.types.is_map(t):
+            return T.MapType(conv(t.key_type), conv(t.item_type), True)
+        if pa.types.is_list(t):
+            return T.ArrayType(conv(t.value_type), True)
+        raise TypeError(f"no Spark type for {t}")
+
+    return T.StructType([T.StructField(f.name, conv(f.type), True) for f in schema])
