@@ -99,6 +99,22 @@ LABELS = TableSpec(
     "Human graded labels: 2 exact, 1 partial, 0 irrelevant; raw_label keeps the source's own value.",
 )
 
+QUERIES = TableSpec(
+    "queries",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_id", _STR),
+            ("query", _STR),
+            ("query_norm", _STR),
+            ("query_class", _STR),
+            ("split", _STR),
+        ]
+    ),
+    ("source", "query_id"),
+    "Query sets (WANDS, ESCI, BEIR) with their intent class where the source gives one.",
+)
+
 QUARANTINE = TableSpec(
     "quarantine",
     pa.schema(
@@ -133,7 +149,8 @@ INGEST_LOG = TableSpec(
 )
 
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUARANTINE, INGEST_LOG)
+    t.name: t
+    for t in (PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUERIES, QUARANTINE, INGEST_LOG)
 }
 
 
