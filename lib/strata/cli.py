@@ -1,0 +1,199 @@
+"""``strata``: one command per stage, each a thin shell over a library function.
+
+Exit codes: 0 success, 1 a stage failed, 2 bad usage or config. Config errors print the field and value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from strata.config import ConfigError, EmbedConfig, EngineConfig, SplitConfig, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+ProfileOpt = typer.Option("demo", "--profile", "-p", help="demo | local | cluster")
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML laid over the profile")
+SetOpt = typer.Option(None, "--set", "-s", help="override, e.g. --set eval.max_queries=200 (repeatable)")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for noisy in ("py4j", "urllib3", "filelock", "sentence_transformers", "ray", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging")) -> None:
+    _setup_logging(verbose)
+
+
+def _config(profile: str, config: Optional[Path], sets: Optional[list[str]]):
+    try:
+        return load_config(profile, config, sets or [])
+    except ConfigError as e:
+        console.print(f"[red]config error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    profile: str = ProfileOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR (default runs/<profile>-<time>)"),
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
+) -> None:
+    """The main job: ingest -> dev set -> embed + FAISS -> evaluate; writes metrics, manifest, report."""
+    from strata.pipeline.run import run_pipeline
+
+    cfg = _config(profile, config, set_)
+    out = out or Path("runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_pipeline(cfg, out)
+    console.print(Path(result.report_path).read_text())
+    print(result.run_dir)  # last line on stdout: the run directory
+
+
+@app.command()
+def ingest(
+    source: str = typer.Option(..., "--source", help="homedepot | bestbuy-small | bestbuy-catalog | "
+                               "google-taxonomy | wands | esci | beir"),
+    path: Path = typer.Option(..., "--path", help="the dataset file or folder"),
+    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root; tables at DIR/<table>"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="read at most N records"),
+    fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
+    dev_fraction: float = typer.Option(0.2, "--dev-fraction"),
+) -> None:
+    """Load one dataset into the canonical tables (bad rows to quarantine, counts to ingest_log)."""
+    from strata.engines import Engines
+    from strata.ingest.run import ingest_source
+    from strata.tables import Lakehouse
+
+    if not path.exists():
+        console.print(f"[red]error:[/red] --path {path} does not exist")
+        raise typer.Exit(2)
+    lh = Lakehouse(lakehouse, fmt)
+    run_id = f"ingest-{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
+        counts = ingest_source(
+            source, path, engines=eng, lakehouse=lh, run_id=run_id, limit=limit,
+            split=SplitConfig(dev_fraction=dev_fraction),
+        )
+    print(json.dumps({"run_id": run_id, "counts": counts, "versions": lh.versions()}, indent=2))
+
+
+@app.command("export-beir")
+def export_beir(
+    lakehouse: Path = typer.Option(..., "--lakehouse"),
+    dataset: str = typer.Option("homedepot", "--dataset", help="labels source to export"),
+    split: str = typer.Option("dev", "--split"),
+    out: Path = typer.Option(..., "--out", help="BEIR folder to write"),
+) -> None:
+    """Write a labelled split + its full catalog as a BEIR folder (for `strata eval` or other toolkits)."""
+    from strata.engines import Engines
+    from strata.evaluate.devset import export_devset
+    from strata.tables import Lakehouse
+
+    with Engines(EngineConfig()) as eng:
+        ds = export_devset(eng.spark, Lakehouse(lakehouse), dataset, out, split)
+    print(json.dumps({"out": str(out), "queries": len(ds.qrels), "docs": len(ds.corpus)}))
+
+
+@app.command("eval")
+def eval_(
+    dataset: Path = typer.Option(..., "--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"),
+    model: list[str] = typer.Option(..., "--model", help="baseline | bm25 | MODEL_DIR (repeatable)"),
+    out: Path = typer.Option(..., "--out", help="metrics JSON"),
+    split: Optional[str] = typer.Option(None, "--split", help="qrels split (default test, dev, ...)"),
+    k: int = typer.Option(100, "--k", min=100, help="retrieval depth"),
+    max_queries: Optional[int] = typer.Option(None, "--max-queries"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    max_seq_length: int = typer.Option(64, "--max-seq-length"),
+    ray: bool = typer.Option(True, "--ray/--no-ray", help="embed through Ray Data (default) or in-process"),
+) -> None:
+    """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON."""
+    from strata.engines import Engines
+    from strata.evaluate.beir_eval import evaluate_beir
+    from strata.sources.beir import BeirFormatError, read_beir
+
+    try:
+        ds = read_beir(dataset, split)
+    except BeirFormatError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    embed_cfg = EmbedConfig(batch_size=batch_size, max_seq_length=max_seq_length, actor_cpus=0.5)
+    engines = Engines(EngineConfig()) if ray and any(m != "bm25" for m in model) else None
+    try:
+        result = evaluate_beir(
+            ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries
+        )
+    finally:
+        if engines is not None:
+            engines.close()
+    # Single model: its metrics at the top level (what scripts read); always the full breakdown too.
+    if len(model) == 1:
+        result = {**result["retrievers"][model[0]], **result}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+@app.command("config")
+def show_config(
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
+) -> None:
+    """Print the resolved config (profile + file + overrides) as YAML."""
+    import yaml
+
+    cfg = _config(profile, config, set_)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def _spark_kind(fmt: str) -> str:
+    return "classic" if fmt == "parquet" and os.environ.get("STRATA_SPARK") == "classic" else "sail"
+
+
+def main() -> None:
+    """Console entry point. Exits with os._exit after flushing: delta-rs can abort in interpreter
+    teardown after a MERGE (rc 134) when the work is already done, which must not fail the job."""
+    code = 0
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        code = e.exit_code
+    except SystemExit as e:  # click usage errors
+        code = e.code if isinstance(e.code, int) else 1
+    except Exception as e:  # click's own usage exceptions carry an exit code
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            code = e.exit_code
+        elif isinstance(e, click.exceptions.Abort):
+            code = 130
+        else:
+            console.print_exception(max_frames=8)
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

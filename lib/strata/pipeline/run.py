@@ -1,0 +1,98 @@
+"""The main job: ingest -> dev set -> embed + index (Ray Data, FAISS) -> evaluate -> manifest and report.
+
+Stages are plain functions from their own modules; this module only sequences them, shares one set of
+engines across them, and records what ran. A failed run still leaves a manifest saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.config import StrataConfig
+from strata.engines import Engines
+from strata.pipeline.manifest import Manifest
+from strata.pipeline.report import write_report
+from strata.tables import Lakehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    evaluation: dict[str, Any]
+    manifest_path: Path
+    report_path: Path
+
+
+def lakehouse_for(config: StrataConfig, run_dir: Path) -> Lakehouse:
+    root = Path(config.lakehouse.root) if config.lakehouse.root else run_dir / "lakehouse"
+    return Lakehouse(root, config.lakehouse.format)
+
+
+def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | None = None) -> RunResult:
+    """Run every stage of the configured profile into ``run_dir``; returns where things were written."""
+    from strata.evaluate.beir_eval import evaluate_beir
+    from strata.evaluate.devset import export_devset
+    from strata.ingest.run import ingest
+
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(run_id=run_dir.name, config=config)
+    lakehouse = lakehouse_for(config, run_dir)
+    own_engines = engines is None
+    eng = engines or Engines(config.engine)
+    status = "failed"
+    try:
+        with manifest.stage("ingest"):
+            ing = ingest(config, eng, lakehouse, run_id=manifest.run_id)
+        manifest.table_versions["after_ingest"] = dict(ing.versions)
+        manifest.extra["ingest"] = ing.counts
+
+        dataset = config.eval.dataset
+        with manifest.stage("devset"):
+            ds = export_devset(eng.spark, lakehouse, dataset, run_dir / "beir" / f"{dataset}-dev")
+        manifest.table_versions["devset_read"] = dict(ds.meta)
+        manifest.outputs["devset"] = str(run_dir / "beir" / f"{dataset}-dev")
+
+        with manifest.stage("embed_index_evaluate"):
+            evaluation = evaluate_beir(
+                ds,
+                config.eval.retrievers,
+                k=config.eval.k,
+                embed_cfg=config.embed,
+                engines=eng,
+                max_queries=config.eval.max_queries,
+                runs_out=run_dir / "runs",
+            )
+        for name, m in evaluation.get("retrievers", {}).items():
+            if m.get("model_id"):
+                manifest.models[name] = m["model_id"]
+        for name, m in evaluation.get("retrievers", {}).items():
+            for step, secs in (m.get("seconds") or {}).items():
+                manifest.timings[f"{name}.{step}"] = round(float(secs), 3)
+
+        metrics_path = run_dir / "metrics.json"
+        metrics_path.write_text(json.dumps(evaluation, indent=2) + "\n")
+        manifest.outputs["metrics"] = str(metrics_path)
+        status = "succeeded"
+    finally:
+        if own_engines:
+            eng.close()
+        manifest_path = manifest.write(run_dir / "manifest.json", status=status)
+    report_path = write_report(
+        run_dir / "report.md",
+        run_id=manifest.run_id,
+        evaluation=evaluation,
+        ingest_counts=ing.counts,
+        timings=manifest.timings,
+        table_versions=manifest.table_versions,
+        command=" ".join(shlex.quote(a) for a in ["strata", *sys.argv[1:]]) if sys.argv else "strata run",
+    )
+    return RunResult(run_dir, evaluation, manifest_path, report_path)

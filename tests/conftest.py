@@ -1,0 +1,53 @@
+"""Shared fixtures. Also contains the delta-rs teardown abort (see pytest_unconfigure)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from strata.config import default_data_root  # noqa: E402
+
+_EXIT = {"status": 0}
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real public data (../shared/data or $STRATA_DATA); tests that need it skip when absent."""
+    root = Path(os.environ.get("STRATA_DATA") or default_data_root())
+    if not (root / "README.md").is_file():
+        pytest.skip(f"real data not found at {root} (set STRATA_DATA or place ../shared/data)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """One embedded Sail server (and, when asked, one local Ray) for the whole session."""
+    from strata.config import EngineConfig
+    from strata.engines import Engines
+
+    eng = Engines(EngineConfig(ray_num_cpus=2))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def spark(engines):
+    return engines.spark
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001
+    _EXIT["status"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):  # noqa: ANN001
+    """deltalake (delta-rs) can abort in interpreter teardown after a MERGE (rc 134) although every test
+    has finished and reported. Leave with pytest's own status once its output is flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT["status"])
