@@ -124,6 +124,7 @@ def eval_(
     batch_size: int = typer.Option(128, "--batch-size"),
     max_seq_length: int = typer.Option(64, "--max-seq-length"),
     ray: bool = typer.Option(True, "--ray/--no-ray", help="embed through Ray Data (default) or in-process"),
+    runs_out: Optional[Path] = typer.Option(None, "--runs-out", help="also write TREC run files here"),
 ) -> None:
     """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON."""
     from strata.engines import Engines
@@ -139,7 +140,8 @@ def eval_(
     engines = Engines(EngineConfig()) if ray and any(m != "bm25" for m in model) else None
     try:
         result = evaluate_beir(
-            ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries
+            ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries,
+            runs_out=runs_out,
         )
     finally:
         if engines is not None:
