@@ -176,18 +176,18 @@ def main() -> None:
     teardown after a MERGE (rc 134) when the work is already done, which must not fail the job."""
     code = 0
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False, prog_name="strata")
+        code = rv if isinstance(rv, int) else 0  # click returns Exit codes when not standalone
     except typer.Exit as e:
         code = e.exit_code
     except SystemExit as e:  # click usage errors
         code = e.code if isinstance(e.code, int) else 1
-    except Exception as e:  # click's own usage exceptions carry an exit code
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # noqa: BLE001
+        # Usage errors (typer vendors its own click, so match by shape, not class): message + their code.
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             code = e.exit_code
-        elif isinstance(e, click.exceptions.Abort):
+        elif type(e).__name__ == "Abort":
             code = 130
         else:
             console.print_exception(max_frames=8)

@@ -51,13 +51,14 @@ class Engines:
             self._sail.start(background=True)
             _, port = self._sail.listening_address
             log.info("started embedded Sail Spark Connect server on port %s", port)
-            return SparkSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate()
+            # create(), not getOrCreate(): the latter hands back a cached session bound to another server.
+            return SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
         if cfg.spark == "connect":
             from pyspark.sql import SparkSession
 
             if not remote:
                 raise ValueError("engine.spark_remote: required when engine.spark=connect (got None)")
-            return SparkSession.builder.remote(remote).getOrCreate()
+            return SparkSession.builder.remote(remote).create()
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.master(cfg.spark_master).appName("strata")

@@ -1,0 +1,414 @@
+"""What every dataset adapter returns, and the shared machinery for reading files honestly.
+
+An adapter turns one dataset (a file or a folder in its publisher's format) into frames shaped exactly like
+the canonical tables, plus a quarantine of the records it could not accept, each with a reason. Nothing is
+dropped silently: for every target table, records read == records accepted + records quarantined. The
+helpers here make that accounting hard to get wrong (``Collector``), and read compressed files, guess the
+text encoding from the bytes, and walk delimited files record by record with physical line numbers, so a
+quarantined row always says where it came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import html
+import json
+import logging
+import re
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from strata.tables import empty_frame, spec
+from strata.text import clean_text
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["source", "target_table", "location", "raw", "reason"]
+MAX_RAW = 4000  # quarantined raw text is cut here: enough to see the problem, small enough to store
+
+
+class SourceSchemaError(ValueError):
+    """A file-level problem (missing file or column, wrong delimiter, truncated archive): nothing to ingest."""
+
+
+@dataclass
+class SourceData:
+    """One adapter run: canonical frames, quarantined records and the per-table accounting."""
+
+    source: str
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    read: dict[str, int]
+    # Records accepted per table. A record may yield several rows (a click-log row gives a search and a
+    # click event) and exact duplicates are accepted, so this is not len(frame).
+    accepted: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.accepted:  # built by hand (one record = one row): accepted is what was not quarantined
+            q = self.quarantined()
+            self.accepted = {t: n - q.get(t, 0) for t, n in self.read.items()}
+
+    def quarantined(self) -> dict[str, int]:
+        counts = Counter(self.quarantine["target_table"]) if len(self.quarantine) else Counter()
+        return {t: int(counts.get(t, 0)) for t in [*self.read, *(t for t in counts if t not in self.read)]}
+
+    def check(self) -> "SourceData":
+        """Raise if a frame is not shaped like its table or the accounting does not add up."""
+        for name, frame in self.tables.items():
+            want = spec(name).schema.names
+            if list(frame.columns) != want:
+                raise ValueError(f"{self.source}: {name} frame has columns {list(frame.columns)}, want {want}")
+        if list(self.quarantine.columns) != QUARANTINE_COLUMNS:
+            raise ValueError(f"{self.source}: quarantine columns {list(self.quarantine.columns)}")
+        quarantined = self.quarantined()
+        for t in set(self.tables) | set(quarantined):
+            if t not in self.read:
+                raise ValueError(f"{self.source}: no read count for table {t}")
+        for t, n in self.read.items():
+            if n != self.accepted.get(t, 0) + quarantined[t]:
+                raise ValueError(
+                    f"{self.source}: {t}: read {n} != accepted {self.accepted.get(t, 0)} "
+                    f"+ quarantined {quarantined[t]}"
+                )
+        return self
+
+
+# -- accounting ------------------------------------------------------------------------------------------
+
+
+def _comparable(value: Any) -> Any:
+    """Lists/dicts made hashable so duplicate records can be compared field by field."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value
+
+
+class Collector:
+    """Accepted rows and quarantined records of one adapter run, counted as they are seen.
+
+    ``read`` is counted where a record is pulled from the file and ``accept``/``reject`` where it is
+    judged, so an adapter that forgets a record fails ``SourceData.check`` instead of losing it.
+    """
+
+    def __init__(self, source: str, tables: Sequence[str]):
+        self.source = source
+        self._rows: dict[str, list[dict[str, Any]]] = {t: [] for t in tables}
+        self._locations: dict[str, list[str]] = {t: [] for t in tables}
+        self._read: Counter[str] = Counter({t: 0 for t in tables})
+        self._accepted: Counter[str] = Counter({t: 0 for t in tables})
+        self._quarantine: list[dict[str, str]] = []
+
+    def read(self, *tables: str) -> None:
+        for t in tables:
+            self._read[t] += 1
+
+    def accept(self, table: str, location: str, *rows: dict[str, Any]) -> None:
+        """One record accepted; it may yield several rows."""
+        self._accepted[table] += 1
+        for row in rows:
+            self._rows[table].append(row)
+            self._locations[table].append(location)
+
+    def reject(self, table: str, location: str, raw: str, reason: str) -> None:
+        self._quarantine.append(
+            {
+                "source": self.source,
+                "target_table": table,
+                "location": location,
+                "raw": raw if len(raw) <= MAX_RAW else raw[:MAX_RAW] + " [...]",
+                "reason": reason,
+            }
+        )
+
+    def resolve_conflicts(self, table: str, compare: Sequence[str]) -> None:
+        """Same key seen again with different ``compare`` values: keep the first, quarantine the later.
+
+        Only for tables where one record is one row. Exact repeats stay accepted (the ingest keeps one).
+        """
+        keys = spec(table).keys
+        first: dict[tuple, tuple[tuple, str]] = {}
+        kept_rows, kept_locs = [], []
+        for row, loc in zip(self._rows[table], self._locations[table]):
+            key = tuple(row[k] for k in keys)
+            values = tuple(_comparable(row[c]) for c in compare)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (values, loc)
+            elif seen[0] != values:
+                diff = [c for c, a, b in zip(compare, seen[0], values) if a != b]
+                self._accepted[table] -= 1
+                self.reject(
+                    table,
+                    loc,
+                    json.dumps(row, default=str, ensure_ascii=False),
+                    f"duplicate key {dict(zip(keys, key))} conflicts with {seen[1]} on {', '.join(diff)}; "
+                    "first kept",
+                )
+                continue
+            kept_rows.append(row)
+            kept_locs.append(loc)
+        self._rows[table], self._locations[table] = kept_rows, kept_locs
+
+    def result(self) -> SourceData:
+        """The run as SourceData; a table no record was read for (its file absent) is not produced."""
+        produced = [t for t in self._rows if self._read[t] > 0]
+        return SourceData(
+            source=self.source,
+            tables={t: make_frame(t, self._rows[t]) for t in produced},
+            quarantine=pd.DataFrame(self._quarantine, columns=QUARANTINE_COLUMNS),
+            read={t: self._read[t] for t in produced},
+            accepted={t: self._accepted[t] for t in produced},
+        ).check()
+
+
+def make_frame(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame with exactly the table's columns, in order."""
+    if not rows:
+        return empty_frame(table)
+    return pd.DataFrame(rows, columns=spec(table).schema.names)
+
+
+# -- files -----------------------------------------------------------------------------------------------
+
+
+def find_file(path: Path, candidates: Sequence[str], what: str) -> Path:
+    """``path`` itself when it is a file, else the first of ``candidates`` inside the folder."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in candidates:
+            if (path / name).is_file():
+                return path / name
+        raise SourceSchemaError(f"{path}: no {what} file (looked for {', '.join(candidates)})")
+    raise SourceSchemaError(f"{path}: file not found")
+
+
+def find_optional(folder: Path, candidates: Sequence[str]) -> Path | None:
+    for name in candidates:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def require_dir(path: Path, source: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise SourceSchemaError(f"{path}: not found")
+    if not path.is_dir():
+        raise SourceSchemaError(f"{path}: {source} expects the dataset folder, not a file")
+    return path
+
+
+def read_bytes(path: Path, member_suffix: str | None = None) -> tuple[bytes, str]:
+    """A file's bytes, .gz and .zip unpacked, and the name locations use (``a.zip!b.tsv`` for members).
+
+    Everything here is at most tens of MB, so reading whole files is fine; a damaged archive is a
+    file-level error with the file named, never a silently short table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceSchemaError(f"{path}: file not found")
+    name = path.name
+    try:
+        if name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                return f.read(), name
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                members = [i.filename for i in z.infolist() if not i.is_dir()]
+                if member_suffix:
+                    members = [m for m in members if m.endswith(member_suffix)]
+                if len(members) != 1:
+                    raise SourceSchemaError(
+                        f"{path}: expected one {member_suffix or 'file'} member in the zip, found {members}"
+                    )
+                return z.read(members[0]), f"{name}!{members[0]}"
+        return path.read_bytes(), name
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise SourceSchemaError(f"{path}: truncated or corrupt gzip file ({e})") from None
+    except zipfile.BadZipFile as e:
+        raise SourceSchemaError(f"{path}: truncated or corrupt zip file ({e})") from None
+
+
+# Windows-1252 assigns printable characters to most of 0x80-0x9f, where Latin-1 has C1 controls.
+_CP1252_C1 = {}
+for _b in range(0x80, 0xA0):
+    try:
+        _CP1252_C1[_b] = bytes([_b]).decode("cp1252")
+    except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90, 0x9d are unassigned: keep Latin-1's control
+        pass
+
+
+def fix_c1(text: str) -> str:
+    """C1 control characters (e.g. from ``&#151;``) read as the Windows-1252 characters they stand for."""
+    return text.translate(_CP1252_C1)
+
+
+def decode_cp1252(data: bytes) -> str:
+    """Windows-1252 that never fails: unassigned bytes fall back to Latin-1."""
+    return fix_c1(data.decode("latin-1"))
+
+
+@dataclass
+class DecodedLines:
+    lines: list[str]  # physical lines with their endings; line n is lines[n - 1]
+    encoding: str
+    bad: dict[int, str]  # line number -> why it could not be decoded
+
+
+def decode_lines(data: bytes, name: str) -> DecodedLines:
+    """Decode per physical line, deciding the encoding from the bytes.
+
+    UTF-8 is tried line by line. Lines that fail are quarantined *if the file is otherwise UTF-8*
+    (some non-ASCII lines decode, at least as many as fail); a file in which non-ASCII bytes are mostly
+    not UTF-8 is a legacy single-byte file and is decoded as a whole as Windows-1252. Either way no row is
+    lost without a trace.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM says nothing about the rows; drop it before deciding
+        data = data[3:]
+    raw = data.splitlines(keepends=True)
+    lines: list[str] = []
+    bad: dict[int, str] = {}
+    utf8_non_ascii = 0
+    for n, b in enumerate(raw, 1):
+        try:
+            lines.append(b.decode("utf-8"))
+            if not b.isascii():
+                utf8_non_ascii += 1
+        except UnicodeDecodeError as e:
+            bad[n] = f"invalid UTF-8: byte 0x{b[e.start]:02x} at column {e.start + 1}"
+            lines.append(b.decode("utf-8", errors="replace"))
+    if bad and utf8_non_ascii < len(bad):
+        log.warning("%s: not UTF-8 (%d undecodable lines); decoding as Windows-1252", name, len(bad))
+        return DecodedLines([decode_cp1252(b) for b in raw], "cp1252", {})
+    if bad:
+        log.warning("%s: UTF-8 with %d undecodable lines; they go to quarantine", name, len(bad))
+    return DecodedLines(lines, "utf-8", bad)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One delimited record: where it is, its raw text, and its fields or why it has none."""
+
+    location: str
+    raw: str
+    fields: dict[str, str] | None
+    problem: str | None = None
+
+
+def _span(name: str, start: int, end: int) -> str:
+    return f"{name}:{start}" if start == end else f"{name}:{start}-{end}"
+
+
+def read_delimited(
+    data: bytes,
+    name: str,
+    *,
+    delimiter: str,
+    required: Sequence[str],
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> tuple[list[str], Iterator[Record]]:
+    """Header and a lazy stream of records of a delimited file.
+
+    Missing required columns are a ``SourceSchemaError`` (with a hint when the header looks like it uses
+    another delimiter). Records with an undecodable line, an unparseable quote or the wrong number of
+    fields come back with ``problem`` set and ``fields`` None, for the adapter to quarantine. Blank lines
+    are not records.
+    """
+    decoded = decode_lines(data, name)
+    lines = decoded.lines
+    reader = csv.reader(iter(lines), delimiter=delimiter, quoting=quoting)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SourceSchemaError(f"{name}: empty file (no header line)") from None
+    except csv.Error as e:
+        raise SourceSchemaError(f"{name}: unreadable header ({e})") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        hint = ""
+        if len(header) == 1:
+            others = [d for d in (",", "\t", ";", "|") if d != delimiter and d in header[0]]
+            if others:
+                hint = f" (the header is one column containing {others[0]!r}: wrong delimiter?)"
+        shown = {"\t": "tab", ",": "comma"}.get(delimiter, repr(delimiter))
+        raise SourceSchemaError(
+            f"{name}: missing required column(s) {', '.join(missing)}; "
+            f"header has {header} ({shown}-separated expected){hint}"
+        )
+    return header, _records(reader, lines, decoded.bad, header, name)
+
+
+def _records(reader, lines: list[str], bad: dict[int, str], header: list[str], name: str) -> Iterator[Record]:
+    done = reader.line_num
+    while True:
+        problem = None
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            row, problem = None, f"unparseable record ({e})"
+        start, end = done + 1, reader.line_num
+        done = end
+        if row is not None and not row:
+            continue  # blank line
+        raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
+        loc = _span(name, start, end)
+        enc = next((bad[n] for n in range(start, end + 1) if n in bad), None)
+        if enc:
+            yield Record(loc, raw, None, enc)
+        elif problem:
+            yield Record(loc, raw, None, problem)
+        elif len(row) != len(header):
+            yield Record(loc, raw, None, f"expected {len(header)} fields, got {len(row)}")
+        else:
+            yield Record(loc, raw, dict(zip(header, row)))
+
+
+# -- text ------------------------------------------------------------------------------------------------
+
+_DROP_BLOCKS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def strip_html(text: str | None) -> str:
+    """Markup removed (script/style bodies too), entities resolved, whitespace collapsed."""
+    if not text:
+        return ""
+    text = _DROP_BLOCKS.sub(" ", text)
+    text = _TAG.sub(" ", text)
+    return clean_text(fix_c1(html.unescape(text)))
+
+
+def nonempty(value: str | None) -> str | None:
+    """``clean_text`` or None for empty: optional columns hold NULL, not ''."""
+    v = clean_text(value)
+    return v or None
+
+
+def stable_id(*parts: object) -> str:
+    """A content hash that is the same on every machine and run (event ids, session ids, query ids)."""
+    joined = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha1(joined.encode("utf-8")).hexdigest()[:20]
+
+
+def take(items: Iterable[Any], limit: int | None) -> Iterator[Any]:
+    """The first ``limit`` items (all when None): demo slices are always the head of a file."""
+    for n, item in enumerate(items):
+        if limit is not None and n >= limit:
+            return
+        yield item
