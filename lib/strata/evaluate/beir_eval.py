@@ -1,0 +1,87 @@
+"""Full-corpus evaluation of several retrievers on one BEIR dataset.
+
+Every retriever searches the whole corpus (no re-ranking of a candidate list), so dense and lexical
+numbers are comparable with each other and with published BEIR results. Runs can be written as TREC
+files so another toolkit (trec_eval, pytrec_eval, ranx) can re-score exactly what was scored here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from strata.config import EmbedConfig
+from strata.evaluate.metrics import DEFAULT_METRICS, evaluate_run, write_trec_run
+from strata.evaluate.retrievers import make_retriever
+from strata.sources.beir import BeirDataset
+
+log = logging.getLogger(__name__)
+
+MIN_DEPTH = 100  # recall@100 needs at least 100 results per query
+
+
+def sample_queries(queries: dict[str, str], max_queries: int | None) -> dict[str, str]:
+    """At most ``max_queries``, chosen by a stable hash of the query id (not the first N ids, which
+    can be one block of similar queries), returned in id order."""
+    qids = sorted(queries)
+    if max_queries is not None and len(qids) > max_queries:
+        by_hash = sorted(qids, key=lambda q: (hashlib.sha1(q.encode("utf-8")).hexdigest(), q))
+        qids = sorted(by_hash[:max_queries])
+    return {q: queries[q] for q in qids}
+
+
+def run_file_name(retriever: str) -> str:
+    """A file-name- and TREC-tag-safe version of a retriever name (which may be a model path)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", retriever.strip("/")) or "run"
+
+
+def evaluate_beir(
+    ds: BeirDataset,
+    retrievers: list[str],
+    *,
+    k: int,
+    embed_cfg: EmbedConfig,
+    engines: Any = None,
+    max_queries: int | None = None,
+    runs_out: Path | None = None,
+) -> dict:
+    """Index ``ds.corpus`` (title + text) with each retriever, search the judged queries, score them."""
+    depth = max(int(k), MIN_DEPTH)
+    if depth != k:
+        log.info("retrieval depth raised from %d to %d to cover recall@%d", k, depth, MIN_DEPTH)
+    doc_ids = list(ds.corpus)
+    doc_texts = [ds.doc_text(d) for d in doc_ids]
+    queries = sample_queries(ds.judged_queries(), max_queries)
+    qrels = {q: ds.qrels[q] for q in queries}
+    out: dict[str, Any] = {
+        "dataset": ds.name,
+        "split": ds.split,
+        "num_docs": len(doc_ids),
+        "retrievers": {},
+    }
+    for name in retrievers:
+        retriever = make_retriever(name, embed_cfg, engines)
+        t0 = time.perf_counter()
+        retriever.index(doc_ids, doc_texts)
+        t1 = time.perf_counter()
+        run = retriever.search(queries, depth)
+        t2 = time.perf_counter()
+        scores = evaluate_run(qrels, run, DEFAULT_METRICS)
+        scores["model_id"] = getattr(retriever, "model_id", name)
+        scores["seconds"] = {"index": round(t1 - t0, 3), "search": round(t2 - t1, 3)}
+        out["retrievers"][name] = scores
+        if runs_out is not None:
+            tag = run_file_name(name)
+            write_trec_run(run, Path(runs_out) / f"{tag}.run", tag=tag)
+        log.info(
+            "%s on %s/%s: %s",
+            name,
+            ds.name,
+            ds.split,
+            ", ".join(f"{m}={scores[m]:.4f}" for m in DEFAULT_METRICS),
+        )
+    return out

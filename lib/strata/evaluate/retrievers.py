@@ -1,0 +1,147 @@
+"""Retrievers compared in evaluation: BM25 (bm25s) and dense bi-encoders (sentence-transformers + FAISS).
+
+All of them index documents in doc-id order and return ``{qid: {doc_id: score}}``; equal scores are
+broken by doc id (lower first), so a run is the same on every machine and every call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import numpy as np
+
+from strata.config import EmbedConfig
+from strata.embed.encoder import BASELINE, encode, load_encoder, model_id, resolve_model
+from strata.embed.index import build_index, search
+from strata.embed.ray_embed import embed_texts
+
+log = logging.getLogger(__name__)
+
+BM25 = "bm25"
+
+
+class Retriever(Protocol):
+    """What evaluation needs. Implementations may also expose ``model_id`` (recorded in results)."""
+
+    name: str
+
+    def index(self, doc_ids: list[str], doc_texts: list[str]) -> None: ...
+
+    def search(self, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]: ...
+
+
+def _by_doc_id(doc_ids: list[str], doc_texts: list[str]) -> tuple[list[str], list[str]]:
+    """Documents sorted by id, so "lower row" means "lower doc id" when breaking ties."""
+    if len(doc_ids) != len(doc_texts):
+        raise ValueError(f"{len(doc_ids)} doc ids but {len(doc_texts)} texts")
+    if len(set(doc_ids)) != len(doc_ids):
+        raise ValueError("doc ids must be unique")
+    order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__)
+    return [doc_ids[i] for i in order], [doc_texts[i] for i in order]
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the ``k`` best positive scores, best first, ties to the lower row."""
+    rows = np.flatnonzero(scores > 0)
+    if len(rows) > k:
+        kth = np.partition(scores[rows], len(rows) - k)[len(rows) - k]
+        rows = rows[scores[rows] >= kth]  # keeps every row tied at the cut-off
+    return rows[np.lexsort((rows, -scores[rows]))][:k]
+
+
+class BM25Retriever:
+    """Lexical baseline: bm25s (Lucene BM25, k1=1.5, b=0.75), lower-cased, English stopwords removed.
+
+    Documents scoring 0 (no query term in common) are not returned: their order would be arbitrary.
+    """
+
+    def __init__(self, name: str = BM25) -> None:
+        import bm25s
+
+        self.name = name
+        self.model_id = f"bm25s@{bm25s.__version__}"
+        self._bm25: Any = None
+        self._doc_ids: list[str] = []
+
+    @staticmethod
+    def _tokenize(texts: list[str]) -> list[list[str]]:
+        import bm25s
+
+        return bm25s.tokenize(
+            texts, lower=True, stopwords="en", return_ids=False, show_progress=False
+        )
+
+    def index(self, doc_ids: list[str], doc_texts: list[str]) -> None:
+        import bm25s
+
+        self._doc_ids, doc_texts = _by_doc_id(doc_ids, doc_texts)
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(self._tokenize(doc_texts), show_progress=False)
+
+    def search(self, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
+        if self._bm25 is None:
+            raise RuntimeError(f"{self.name}: index() must be called before search()")
+        qids = list(queries)
+        run: dict[str, dict[str, float]] = {}
+        for qid, tokens in zip(qids, self._tokenize([queries[q] for q in qids])):
+            ids = self._bm25.get_tokens_ids(tokens)
+            if not ids:
+                run[qid] = {}
+                continue
+            scores = self._bm25.get_scores_from_ids(ids)
+            run[qid] = {self._doc_ids[r]: float(scores[r]) for r in top_rows(scores, k)}
+        return run
+
+
+class DenseRetriever:
+    """A bi-encoder over a FAISS inner-product index; embeds with Ray Data when ``engines`` is given."""
+
+    def __init__(
+        self, model: str, embed_cfg: EmbedConfig, engines: Any = None, name: str | None = None
+    ) -> None:
+        if model != BASELINE:
+            model = resolve_model(model)  # fail now, with the path in the message, not inside Ray
+        self.name = name or model
+        self.cfg = embed_cfg.model_copy(update={"model": model})
+        self.engines = engines
+        self._encoder: Any = None
+        self._index: Any = None
+        self._doc_ids: list[str] = []
+
+    @property
+    def model_id(self) -> str:
+        return model_id(self.cfg.model)
+
+    def _embed(self, texts: list[str], desc: str) -> np.ndarray:
+        if self.engines is not None:
+            return embed_texts(self.engines, texts, self.cfg, desc=f"{self.name}: {desc}")
+        if self._encoder is None:  # local: load once, reuse for corpus and queries
+            self._encoder = load_encoder(self.cfg.model, max_seq_length=self.cfg.max_seq_length)
+        return encode(self._encoder, texts, batch_size=self.cfg.batch_size)
+
+    def index(self, doc_ids: list[str], doc_texts: list[str]) -> None:
+        self._doc_ids, doc_texts = _by_doc_id(doc_ids, doc_texts)
+        self._index = build_index(self._embed(doc_texts, "corpus"))
+
+    def search(self, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
+        if self._index is None:
+            raise RuntimeError(f"{self.name}: index() must be called before search()")
+        qids = list(queries)
+        if not qids:
+            return {}
+        scores, rows = search(self._index, self._embed([queries[q] for q in qids], "queries"), k)
+        run: dict[str, dict[str, float]] = {}
+        for qid, s_row, r_row in zip(qids, scores, rows):
+            keep = r_row >= 0
+            s_row, r_row = s_row[keep], r_row[keep]
+            order = np.lexsort((r_row, -s_row))  # faiss leaves tie order unspecified
+            run[qid] = {self._doc_ids[r]: float(s) for r, s in zip(r_row[order], s_row[order])}
+        return run
+
+
+def make_retriever(name: str, embed_cfg: EmbedConfig, engines: Any = None) -> Retriever:
+    """``"bm25"``, ``"baseline"`` (packaged MiniLM) or a local model dir."""
+    if name == BM25:
+        return BM25Retriever()
+    return DenseRetriever(name, embed_cfg, engines, name=name)
