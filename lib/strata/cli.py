@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from strata.config import ConfigError, EmbedConfig, EngineConfig, SplitConfig, load_config
+from strata.config import ConfigError, EmbedConfig, EngineConfig, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -66,34 +66,6 @@ def run(
     result = run_pipeline(cfg, out)
     console.print(Path(result.report_path).read_text())
     print(result.run_dir)  # last line on stdout: the run directory
-
-
-@app.command()
-def ingest(
-    source: str = typer.Option(..., "--source", help="homedepot | bestbuy-small | bestbuy-catalog | "
-                               "google-taxonomy | wands | esci | beir"),
-    path: Path = typer.Option(..., "--path", help="the dataset file or folder"),
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root; tables at DIR/<table>"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="read at most N records"),
-    fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
-    dev_fraction: float = typer.Option(0.2, "--dev-fraction"),
-) -> None:
-    """Load one dataset into the canonical tables (bad rows to quarantine, counts to ingest_log)."""
-    from strata.engines import Engines
-    from strata.ingest.run import ingest_source
-    from strata.tables import Lakehouse
-
-    if not path.exists():
-        console.print(f"[red]error:[/red] --path {path} does not exist")
-        raise typer.Exit(2)
-    lh = Lakehouse(lakehouse, fmt)
-    run_id = f"ingest-{source}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
-        counts = ingest_source(
-            source, path, engines=eng, lakehouse=lh, run_id=run_id, limit=limit,
-            split=SplitConfig(dev_fraction=dev_fraction),
-        )
-    print(json.dumps({"run_id": run_id, "counts": counts, "versions": lh.versions()}, indent=2))
 
 
 @app.command("export-beir")
@@ -167,8 +139,18 @@ def show_config(
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-def _spark_kind(fmt: str) -> str:
-    return "classic" if fmt == "parquet" and os.environ.get("STRATA_SPARK") == "classic" else "sail"
+# Command groups living in their own modules (strata.commands.<area>.register(app)).
+_COMMAND_MODULES = ("strata.commands.data",)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for mod in _COMMAND_MODULES:
+        importlib.import_module(mod).register(app)
+
+
+_register_commands()
 
 
 def main() -> None:
