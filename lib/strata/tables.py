@@ -115,6 +115,44 @@ QUERIES = TableSpec(
     "Query sets (WANDS, ESCI, BEIR) with their intent class where the source gives one.",
 )
 
+QUERY_STATS = TableSpec(
+    "query_stats",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_norm", _STR),
+            ("searches", pa.int64()),
+            ("sessions", pa.int64()),
+            ("clicks", pa.int64()),
+            ("ctr", pa.float64()),
+            ("zero_click_rate", pa.float64()),
+            ("segment", _STR),
+            ("top_categories", pa.list_(_STR)),
+        ]
+    ),
+    ("source", "query_norm"),
+    "Per normalised query, from the search log: volume, engagement, head/torso/tail segment.",
+)
+
+QUERY_PRODUCT_ENGAGEMENT = TableSpec(
+    "query_product_engagement",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_norm", _STR),
+            ("product_id", _STR),
+            ("impressions", pa.int64()),
+            ("clicks", pa.int64()),
+            ("add_to_carts", pa.int64()),
+            ("purchases", pa.int64()),
+        ]
+    ),
+    ("source", "query_norm", "product_id"),
+    "Per (query, product) engagement from the log; null counts where the log does not record them.",
+)
+
+# -- area tables: each area adds its specs below its own marker (features, judge, mine, train, eval) --
+
 QUARANTINE = TableSpec(
     "quarantine",
     pa.schema(
@@ -150,7 +188,10 @@ INGEST_LOG = TableSpec(
 
 TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUERIES, QUARANTINE, INGEST_LOG)
+    for t in (
+        PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUERIES, QUERY_STATS, QUERY_PRODUCT_ENGAGEMENT,
+        QUARANTINE, INGEST_LOG,
+    )
 }
 
 
