@@ -74,7 +74,7 @@ def write_report(
     lines += ["## Stages", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     lines += ["", "## Tables read", "", "| table | Delta version |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in table_versions.get("after_ingest", {}).items()]
+    lines += [f"| {k} | {v} |" for k, v in table_versions.get("after_ingest", {}).items() if v is not None]
     lines += ["", "## Reproduce", "", "```", command, "```", ""]
     path.write_text("\n".join(lines))
     return path
