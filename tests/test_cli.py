@@ -86,3 +86,33 @@ def test_eval_missing_dataset_is_a_clear_usage_error(tmp_path):
     r = _run(["eval", "--dataset", str(tmp_path / "nope"), "--model", "bm25", "--out", str(tmp_path / "m.json")])
     assert r.returncode == 2
     assert "corpus.jsonl" in r.stderr + r.stdout
+
+
+def test_eval_baseline_matches_an_independent_retrieval(tmp_path):
+    """The acceptance check, literally: plain sentence-transformers with the model's defaults, exact cosine
+    top-100, ranx over the qrels file -> the same numbers as `strata eval --model baseline`."""
+    import numpy as np
+    from ranx import Qrels, Run, evaluate
+    from sentence_transformers import SentenceTransformer
+
+    from strata.embed.encoder import resolve_model
+    from strata.sources.beir import read_beir
+
+    _tiny_beir(tmp_path / "beir")
+    out = tmp_path / "m.json"
+    r = _run(["eval", "--dataset", str(tmp_path / "beir"), "--model", "baseline", "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(out.read_text())
+
+    ds = read_beir(tmp_path / "beir")
+    model = SentenceTransformer(resolve_model("baseline"), device="cpu")
+    dids = list(ds.corpus)
+    D = model.encode([(ds.corpus[d]["title"] + " " + ds.corpus[d]["text"]).strip() for d in dids],
+                     normalize_embeddings=True)
+    qids = list(ds.queries)
+    Q = model.encode([ds.queries[q] for q in qids], normalize_embeddings=True)
+    S = Q @ D.T
+    run = {q: {dids[j]: float(S[i, j]) for j in np.argsort(-S[i])[:100]} for i, q in enumerate(qids)}
+    ref = evaluate(Qrels(ds.qrels), Run(run), ["ndcg@10", "recall@100", "mrr@10"])
+    for k, v in ref.items():
+        assert round(got[k], 3) == round(float(v), 3), (k, got[k], v)

@@ -94,7 +94,9 @@ def eval_(
     k: int = typer.Option(100, "--k", min=100, help="retrieval depth"),
     max_queries: Optional[int] = typer.Option(None, "--max-queries"),
     batch_size: int = typer.Option(128, "--batch-size"),
-    max_seq_length: int = typer.Option(64, "--max-seq-length"),
+    max_seq_length: Optional[int] = typer.Option(
+        None, "--max-seq-length", help="token limit; default the model's own (256 for MiniLM)"
+    ),
     ray: bool = typer.Option(True, "--ray/--no-ray", help="embed through Ray Data (default) or in-process"),
     runs_out: Optional[Path] = typer.Option(None, "--runs-out", help="also write TREC run files here"),
 ) -> None:

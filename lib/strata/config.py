@@ -94,7 +94,7 @@ class EmbedConfig(_Model):
 
     model: str = Field("baseline", description="'baseline' (packaged all-MiniLM-L6-v2) or a model dir")
     batch_size: int = Field(128, ge=1)
-    max_seq_length: int = Field(64, ge=8, le=512)
+    max_seq_length: int | None = Field(None, ge=8, le=512, description="None = the model's own limit")
     actors: int = Field(1, ge=1, description="embedding actors (GPU workers on a cluster)")
     actor_cpus: float = Field(1.0, gt=0, description="fractional CPUs per actor; <1 on small machines")
     actor_gpus: float = Field(0.0, ge=0)

@@ -153,6 +153,162 @@ QUERY_PRODUCT_ENGAGEMENT = TableSpec(
 
 # -- area tables: each area adds its specs below its own marker (features, judge, mine, train, eval) --
 
+# features (issue 3)
+RUN_LOG = TableSpec(
+    "run_log",
+    pa.schema(
+        [
+            ("run_id", _STR),
+            ("job", _STR),
+            ("source", _STR),
+            ("target_table", _STR),
+            ("read", pa.int64()),
+            ("accepted", pa.int64()),
+            ("quarantined", pa.int64()),
+            ("upserted", pa.int64()),
+            ("seconds", pa.float64()),
+            ("detail", _STR),
+        ]
+    ),
+    ("run_id", "job", "source", "target_table"),
+    "Counts per job and table (ingest, search-log increments, enrichment, features): read = accepted + quarantined.",
+)
+
+INGEST_STATE = TableSpec(
+    "ingest_state",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("target_table", _STR),
+            ("watermark", pa.date32()),
+            ("run_id", _STR),
+            ("updated_at", pa.timestamp("us")),
+        ]
+    ),
+    ("source", "target_table"),
+    "Incremental state: the newest event_date partition processed per (source, table).",
+)
+
+PRODUCT_CATEGORIES = TableSpec(
+    "product_categories",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("product_id", _STR),
+            ("taxonomy_source", _STR),
+            ("category_id", _STR),
+            ("candidate_id", _STR),
+            ("confidence", pa.float64()),
+            ("margin", pa.float64()),
+            ("status", _STR),
+            ("reason", _STR),
+            ("model", _STR),
+        ]
+    ),
+    ("source", "product_id"),
+    "Embedding-assigned categories for catalogs without any; category_id NULL below the threshold.",
+)
+
+PRODUCT_FEATURES = TableSpec(
+    "product_features",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("product_id", _STR),
+            ("taxonomy_source", _STR),
+            ("category_id", _STR),
+            ("category_path", pa.list_(_STR)),
+            ("depth", pa.int32()),
+            ("category_origin", _STR),
+            ("category_confidence", pa.float64()),
+            ("attributes", pa.map_(_STR, _STR)),
+            ("attribute_sources", pa.map_(_STR, _STR)),
+        ]
+    ),
+    ("source", "product_id"),
+    "Per product: category path/depth (catalog or embedding-assigned) and attributes with their origin.",
+)
+
+TAXONOMY_NEIGHBOURS = TableSpec(
+    "taxonomy_neighbours",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("category_id", _STR),
+            ("neighbour_id", _STR),
+            ("neighbour_name", _STR),
+            ("relation", _STR),
+        ]
+    ),
+    ("source", "category_id", "neighbour_id"),
+    "Per category: siblings (same parent) and cousins (same grandparent, other parent).",
+)
+
+QUERY_ATTRIBUTES = TableSpec(
+    "query_attributes",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_norm", _STR),
+            ("attributes", pa.map_(_STR, _STR)),
+            ("attribute_sources", pa.map_(_STR, _STR)),
+        ]
+    ),
+    ("source", "query_norm"),
+    "Attribute mentions in queries (brand, colour, material, size, dimensions, pack count).",
+)
+
+FEATURES_TABLES = (RUN_LOG, INGEST_STATE, PRODUCT_CATEGORIES, PRODUCT_FEATURES, TAXONOMY_NEIGHBOURS, QUERY_ATTRIBUTES)
+
+# judge (issue 4)
+JUDGMENTS = TableSpec(
+    "judgments",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_norm", _STR),
+            ("query", _STR),
+            ("product_id", _STR),
+            ("judge_id", _STR),
+            ("judge_version", _STR),
+            ("grade", pa.int32()),
+            ("p0", pa.float64()),
+            ("p1", pa.float64()),
+            ("p2", pa.float64()),
+            ("status", _STR),
+            ("error", _STR),
+            ("run_id", _STR),
+            ("judged_at", pa.timestamp("us")),
+        ]
+    ),
+    ("query_norm", "product_id", "judge_id"),
+    "One judge's grade for a (query, product): p0..p2 = P(irrelevant/partial/exact); status ok|truncated|error:*.",
+)
+
+JUDGE_AUDIT = TableSpec(
+    "judge_audit",
+    pa.schema(
+        [
+            ("source", _STR),
+            ("query_norm", _STR),
+            ("product_id", _STR),
+            ("judge_id", _STR),
+            ("grade", pa.int32()),
+            ("p2", pa.float64()),
+            ("impressions", pa.int64()),
+            ("clicks", pa.int64()),
+            ("add_to_carts", pa.int64()),
+            ("purchases", pa.int64()),
+            ("reason", _STR),
+            ("run_id", _STR),
+        ]
+    ),
+    ("query_norm", "product_id", "judge_id"),
+    "Judgments that strongly disagree with engagement, with the reason: for re-review by a stronger judge.",
+)
+
+JUDGE_TABLES = (JUDGMENTS, JUDGE_AUDIT)
+
 QUARANTINE = TableSpec(
     "quarantine",
     pa.schema(
@@ -191,6 +347,8 @@ TABLES: dict[str, TableSpec] = {
     for t in (
         PRODUCTS, TAXONOMY, SEARCH_EVENTS, LABELS, QUERIES, QUERY_STATS, QUERY_PRODUCT_ENGAGEMENT,
         QUARANTINE, INGEST_LOG,
+        *FEATURES_TABLES,  # features (issue 3)
+        *JUDGE_TABLES,  # judge (issue 4)
     )
 }
 

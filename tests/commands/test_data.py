@@ -36,3 +36,66 @@ def test_ingest_cli_quarantines_bad_rows(tmp_path):
     assert "product_uid" in reasons and "relevance" in reasons
     assert all(row["run_id"] == out["run_id"] for row in q)
     assert DeltaTable(str(lh / "labels")).to_pyarrow_table().num_rows == 2
+
+
+# -- issue 3: search-log increments, features, failure modes ----------------------------------------------
+
+LOG = (
+    "user,sku,category,query,click_time,query_time\n"
+    "u1,1004622,abcat0701002,Gears of War 3,2011-09-14 12:46:28.66,2011-09-14 12:45:07.064\n"
+    "u2,1004622,abcat0701002,gears of war 3,2011-09-15 10:00:01,2011-09-15 10:00:00\n"
+)
+XML = ("<products><product><sku>1004622</sku><name>Gears of War 3 - Xbox 360</name><manufacturer>Microsoft"
+       "</manufacturer><categoryPath><category><id>cat00000</id><name>Best Buy</name></category><category>"
+       "<id>abcat0700000</id><name>Video Games</name></category></categoryPath></product></products>")
+STABLE = ("products", "taxonomy", "search_events", "product_features", "taxonomy_neighbours", "query_stats",
+          "query_product_engagement", "query_attributes")
+
+
+def _strata(*args):
+    return subprocess.run([sys.executable, "-c", "from strata.cli import main; main()", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def _content(lh):
+    return {t: sorted(map(repr, DeltaTable(str(lh / t)).to_pyarrow_table().to_pylist())) for t in STABLE}
+
+
+def test_ingest_and_features_twice_is_identical(tmp_path):
+    import zipfile
+
+    bb = tmp_path / "bestbuy-small"
+    bb.mkdir()
+    (bb / "train.csv").write_text(LOG)
+    with zipfile.ZipFile(bb / "small_product_data.xml.zip", "w") as z:
+        z.writestr("small_product_data.xml", XML)
+    lh = tmp_path / "lh"
+    snapshots = []
+    for _ in range(2):
+        r = _strata("ingest", "--source", "bestbuy-small", "--path", bb, "--lakehouse", lh,
+                    "--backfill", "2011-09-01", "2011-09-30")
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = _strata("features", "--lakehouse", lh)
+        assert r.returncode == 0, r.stderr[-2000:]
+        snapshots.append((_content(lh), {t: DeltaTable(str(lh / t)).version() for t in STABLE}))
+    (first, v1), (second, v2) = snapshots
+    assert first == second
+    assert all(v2[t] == v1[t] + 1 for t in STABLE)  # same content, one more version each
+    stats = DeltaTable(str(lh / "query_stats")).to_pyarrow_table().to_pylist()
+    assert [(s["query_norm"], s["searches"], s["clicks"], s["top_categories"]) for s in stats] == [
+        ("gears of war 3", 2, 2, ["abcat0700000"])]
+    pf = DeltaTable(str(lh / "product_features")).to_pyarrow_table().to_pylist()
+    assert pf[0]["category_path"] == ["Best Buy", "Video Games"]
+
+
+def test_features_without_inputs_fails_loudly(tmp_path):
+    r = _strata("features", "--lakehouse", tmp_path / "nothing")
+    assert r.returncode == 1
+    assert "required input table 'products' not found" in r.stderr
+
+
+def test_bad_backfill_date_is_a_usage_error(tmp_path):
+    (tmp_path / "train.csv").write_text(LOG)
+    r = _strata("ingest", "--source", "bestbuy-small", "--path", tmp_path, "--lakehouse", tmp_path / "lh",
+                "--backfill", "2011-09-01", "soon")
+    assert r.returncode == 2 and "'soon' is not a date" in r.stderr

@@ -12,7 +12,7 @@ QRELS = {
     "q1": {"d1": 2, "d2": 1, "d3": 0},
     "q2": {"d4": 1, "d5": 2},
     "q3": {"d6": 2},  # judged but absent from the run: counts as 0
-    "q4": {"d7": 0},  # no relevant doc: not averaged over
+    "q4": {"d7": 0},  # judged, nothing relevant: averaged as 0 (as plain ranx does)
 }
 RUN = {
     "q1": {"d3": 0.9, "d1": 0.8, "d9": 0.7, "d2": 0.6},  # grades by rank: 0, 2, -, 1
@@ -25,11 +25,24 @@ def test_hand_computed_case() -> None:
     ndcg_q1 = (2 / math.log2(3) + 1 / math.log2(5)) / (2 / math.log2(2) + 1 / math.log2(3))
     ndcg_q2 = (2 / math.log2(2)) / (2 / math.log2(2) + 1 / math.log2(3))
     got = evaluate_run(QRELS, RUN, per_query=True)
-    assert got["num_queries"] == 3
-    assert got["ndcg@10"] == pytest.approx((ndcg_q1 + ndcg_q2 + 0) / 3, abs=1e-9)
-    assert got["recall@100"] == pytest.approx((1.0 + 0.5 + 0) / 3, abs=1e-9)
-    assert got["mrr@10"] == pytest.approx((1 / 2 + 1 + 0) / 3, abs=1e-9)
-    assert got["per_query"]["ndcg@10"] == pytest.approx({"q1": ndcg_q1, "q2": ndcg_q2, "q3": 0.0})
+    assert got["num_queries"] == 4 and got["num_queries_with_relevant"] == 3
+    assert got["ndcg@10"] == pytest.approx((ndcg_q1 + ndcg_q2 + 0 + 0) / 4, abs=1e-9)
+    assert got["recall@100"] == pytest.approx((1.0 + 0.5 + 0 + 0) / 4, abs=1e-9)
+    assert got["mrr@10"] == pytest.approx((1 / 2 + 1 + 0 + 0) / 4, abs=1e-9)
+    assert got["per_query"]["ndcg@10"] == pytest.approx(
+        {"q1": ndcg_q1, "q2": ndcg_q2, "q3": 0.0, "q4": 0.0}
+    )
+
+
+def test_matches_plain_ranx_on_the_same_inputs() -> None:
+    """What an independent user computes: ranx on the qrels and run as given (q3 has no run entry, so it
+    gets an empty one, which ranx scores 0)."""
+    from ranx import Qrels, Run, evaluate
+
+    ref = evaluate(Qrels(QRELS), Run({**RUN, "q3": {"zz": 0.1}}), ["ndcg@10", "recall@100", "mrr@10"])
+    got = evaluate_run(QRELS, RUN)
+    for k, v in ref.items():
+        assert got[k] == pytest.approx(float(v), abs=1e-9), k
 
 
 def test_cutoffs_apply() -> None:
@@ -50,7 +63,9 @@ def test_ties_are_broken_by_doc_id() -> None:
 
 def test_nothing_retrieved_scores_zero() -> None:
     got = evaluate_run(QRELS, {})
-    assert got == {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "num_queries": 3}
+    assert got == {
+        "ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "num_queries": 4, "num_queries_with_relevant": 3
+    }
 
 
 def test_trec_run_file(tmp_path) -> None:  # noqa: ANN001

@@ -134,6 +134,9 @@ def test_ingest_runs_every_configured_source(engines, tmp_path):
         ("bestbuy", "cat00000"), ("google", "1"), ("google", "2")]
     log = lh.read_arrow("ingest_log").to_pandas()
     assert len(log) == 6 and (log["read"] == log["accepted"] + log["quarantined"]).all()
+    run_log = lh.read_arrow("run_log").to_pandas()  # the same counts, with upserted and the job name
+    assert sorted(run_log["job"]) == ["ingest"] * 5 + ["ingest-events"]
+    assert (run_log["read"] == run_log["accepted"] + run_log["quarantined"]).all()
 
 
 def test_parquet_lakehouse_upserts_without_merge(engines, tmp_path):
@@ -150,7 +153,7 @@ def test_parquet_lakehouse_upserts_without_merge(engines, tmp_path):
     labels = lh.read_arrow("labels").to_pandas().set_index(["query_norm", "product_id"])
     assert len(labels) == 4 and labels.loc[("l bracket", "100001"), "grade"] == 0
     assert sorted(p.name for p in (tmp_path / "lh").iterdir()) == [
-        "ingest_log", "labels", "products", "quarantine"]  # no staged or retired directories left
+        "ingest_log", "labels", "products", "quarantine", "run_log"]  # no staged or retired directories left
 
 
 def test_a_file_error_names_the_file_and_writes_nothing(engines, tmp_path):

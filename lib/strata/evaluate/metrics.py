@@ -2,8 +2,10 @@
 
 ranx's ``ndcg`` is the Järvelin-Kekäläinen form: gain = the qrel grade (2 exact, 1 partial), discount
 log2(rank + 1), normalised by the ideal ordering of the same judgments. ``recall`` and ``mrr`` count
-grade >= 1 as relevant. Queries averaged over are those with at least one grade > 0 judgment; a query the
-retriever returned nothing for scores 0 rather than disappearing from the mean (which would flatter it).
+grade >= 1 as relevant. Queries averaged over are every query with at least one judgment, as plain ranx
+and pytrec_eval do: a query whose judged products are all irrelevant scores 0 for every system (it is
+reported separately as ``num_queries_with_relevant``), and a query the retriever returned nothing for scores
+0 rather than disappearing from the mean (which would flatter it).
 
 Ties: ranx orders equal scores arbitrarily, so every run is first put in a strict order, score
 descending then doc id ascending, with tied scores nudged down by one ulp each (``strict_ranking``).
@@ -52,9 +54,10 @@ def evaluate_run(
     from ranx import Qrels, Run, evaluate
 
     metrics = list(metrics)
-    judged = _positive(qrels)
+    judged_all = [q for q, rel in qrels.items() if rel]
+    judged = _positive(qrels)  # ranx needs at least one relevant doc; the rest score 0 by definition
     answered = {q: dict(strict_ranking(run[q])) for q in sorted(judged) if run.get(q)}
-    scores: dict[str, dict[str, float]] = {m: {q: 0.0 for q in judged} for m in metrics}
+    scores: dict[str, dict[str, float]] = {m: {q: 0.0 for q in judged_all} for m in metrics}
     if answered:
         ranx_run = Run(answered)
         with warnings.catch_warnings():  # ranx hashes doc ids to uint64 and numba warns about the cast
@@ -62,9 +65,10 @@ def evaluate_run(
             evaluate(Qrels({q: judged[q] for q in answered}), ranx_run, metrics, threads=1)
         for m in metrics:
             scores[m].update({q: float(v) for q, v in ranx_run.scores[m].items()})
-    n = len(judged)
+    n = len(judged_all)
     out: dict = {m: (sum(scores[m].values()) / n if n else 0.0) for m in metrics}
     out["num_queries"] = n
+    out["num_queries_with_relevant"] = len(judged)
     if per_query:
         out["per_query"] = scores
     return out

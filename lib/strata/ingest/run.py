@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from strata.config import SplitConfig, StrataConfig
 from strata.engines import Engines
+from strata.ingest.runlog import log_counts
 from strata.ingest.upsert import append, dedupe_keys, upsert
 from strata.sources.base import SourceData
 from strata.sources.registry import load_source
@@ -70,6 +72,7 @@ def write_source(data: SourceData, *, engines: Engines, lakehouse: Lakehouse, ru
         append(spark, lakehouse, "quarantine", _quarantine_frame(data, run_id))
     log_rows = pd.DataFrame([{**c, "run_id": run_id} for c in counts], columns=spec("ingest_log").schema.names)
     append(spark, lakehouse, "ingest_log", log_rows)
+    log_counts(spark, lakehouse, run_id, "ingest", counts)
     return counts
 
 
@@ -82,12 +85,33 @@ def ingest_source(
     run_id: str,
     limit: int | None = None,
     split: SplitConfig = SplitConfig(),
+    backfill: tuple[date, date] | None = None,
+    events_in_spark: bool = True,
 ) -> list[dict]:
-    """Load one dataset into the lakehouse; returns one counts dict per target table."""
+    """Load one dataset into the lakehouse; returns one counts dict per target table.
+
+    ``bestbuy-small``: the catalog goes through the adapter, the search log through the incremental Spark
+    job (``strata.ingest.events``; ``backfill`` = (FROM, TO) reprocesses those days).
+    """
+    if backfill is not None and name != "bestbuy-small":
+        raise ValueError(f"--backfill applies to search logs (bestbuy-small), not {name!r}")
     t0 = time.perf_counter()
-    data = load_source(name, Path(path), limit=limit, split=split)
+    spark_log = name == "bestbuy-small" and events_in_spark
+    if spark_log:
+        from strata.sources.bestbuy_small import load_bestbuy_small
+
+        data = load_bestbuy_small(Path(path), limit=limit, split=split, logs=False).check()
+    else:
+        data = load_source(name, Path(path), limit=limit, split=split)
     parse_seconds = time.perf_counter() - t0
     counts = write_source(data, engines=engines, lakehouse=lakehouse, run_id=run_id, parse_seconds=parse_seconds)
+    if spark_log:
+        from strata.ingest.events import ingest_search_log
+
+        ev = ingest_search_log(engines.spark, lakehouse, path, run_id=run_id, backfill=backfill, limit=limit)
+        counts.append(ev)
+        append(engines.spark, lakehouse, "ingest_log",
+               pd.DataFrame([{**ev, "run_id": run_id}], columns=spec("ingest_log").schema.names))
     for c in counts:
         log.info(
             "%s -> %s: read %d, accepted %d, quarantined %d, upserted %d (%.1fs)",

@@ -57,8 +57,8 @@ def write_report(
         "",
         *metrics_table(evaluation),
         "",
-        "nDCG uses the grade as gain; recall and MRR count grade >= 1 as relevant. Queries with no relevant "
-        "product are not averaged.",
+        "nDCG uses the grade as gain; recall and MRR count grade >= 1 as relevant. Every judged query is "
+        "averaged; one whose judged products are all irrelevant scores 0 for every retriever.",
         "",
         "## Ingest",
         "",

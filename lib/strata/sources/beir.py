@@ -31,12 +31,8 @@ class BeirDataset:
         return " ".join(x for x in (d.get("title", ""), d.get("text", "")) if x).strip()
 
     def judged_queries(self) -> dict[str, str]:
-        """Queries that have at least one relevant (grade > 0) judgment: the ones metrics average over."""
-        return {
-            q: t
-            for q, t in self.queries.items()
-            if any(g > 0 for g in self.qrels.get(q, {}).values())
-        }
+        """Queries with at least one judgment (any grade): the ones metrics average over, as ranx does."""
+        return {q: t for q, t in self.queries.items() if self.qrels.get(q)}
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -195,12 +195,26 @@ def _load_catalog(file: Path, out: Collector, limit: int | None) -> None:
             out.accept("taxonomy", cloc, taxonomy_row(cid, cname, path[i - 1][0] if i else None, names))
 
 
-def load_bestbuy_small(path: Path, *, limit: int | None = None, split: SplitConfig = SplitConfig()) -> SourceData:
-    """The ``bestbuy-small`` folder -> search_events, products, taxonomy. ``limit`` applies to each file."""
+def load_bestbuy_small(
+    path: Path, *, limit: int | None = None, split: SplitConfig = SplitConfig(), logs: bool = True
+) -> SourceData:
+    """The ``bestbuy-small`` folder -> search_events, products, taxonomy. ``limit`` applies to each file.
+
+    ``logs=False`` reads only the catalog: the ingest stage then reads the logs with Spark, incrementally
+    (``strata.ingest.events``), producing the same event ids.
+    """
     folder = require_dir(Path(path), ADAPTER)
     train = find_optional(folder, ("train.csv.gz", "train.csv"))
     if train is None:
         raise SourceSchemaError(f"{folder}: no click log (train.csv.gz or train.csv)")
+    if not logs:
+        out = Collector(ADAPTER, ("products", "taxonomy"))
+        catalog = find_optional(folder, CATALOG_FILES)
+        if catalog is not None:
+            _load_catalog(catalog, out, limit)
+        out.resolve_conflicts("products", compare=("title", "description", "brand", "category_id", "attributes"))
+        out.resolve_conflicts("taxonomy", compare=("parent_id", "name", "path"))
+        return out.result()
     out = Collector(ADAPTER, ("search_events", "products", "taxonomy"))
     _load_log(train, out, clicks=True, limit=limit)
     test = find_optional(folder, ("test.csv.gz", "test.csv"))

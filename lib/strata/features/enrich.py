@@ -1,0 +1,133 @@
+"""Category enrichment for catalogs without categories (Home Depot): product title -> Google taxonomy path.
+
+Each taxonomy category is embedded as its full path ("Home & Garden > Kitchen & Dining > ... > Microwave
+Ovens"), each product as its title, with the packaged MiniLM (``strata.embed``); the nearest path by
+cosine (FAISS inner product over L2-normalised vectors) is the candidate. ``confidence`` = that cosine,
+``margin`` = its lead over the second-best path. A candidate is assigned only when confidence >=
+``threshold`` and margin >= ``min_margin``; otherwise ``category_id`` stays NULL with status
+``low_confidence`` and the reason, and the candidate is kept for inspection: never a silent guess.
+
+Incremental: products already in ``product_categories`` with the same model and thresholds are skipped
+(``refresh=True`` recomputes all). Rows are MERGEd on (source, product_id).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from strata.tables import Lakehouse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.45
+DEFAULT_MIN_MARGIN = 0.0
+
+
+@dataclass(frozen=True)
+class EnrichConfig:
+    source: str = "homedepot"
+    taxonomy_source: str = "google"
+    threshold: float = DEFAULT_THRESHOLD
+    min_margin: float = DEFAULT_MIN_MARGIN
+    model: str = "baseline"
+    batch_size: int = 256
+    refresh: bool = False
+    limit: int | None = None
+
+
+def assign(titles: list[str], paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> pd.DataFrame:
+    """Titles x (category_id, path text) -> candidate_id, confidence, margin, category_id, status, reason."""
+    from strata.embed.encoder import encode, load_encoder
+    from strata.embed.index import build_index, search
+
+    model = encoder if encoder is not None else load_encoder(cfg.model, max_seq_length=64)
+    cat_vecs = encode(model, [p for _, p in paths], batch_size=cfg.batch_size)
+    index = build_index(cat_vecs, kind="flat")
+    vecs = encode(model, titles, batch_size=cfg.batch_size)
+    scores, rows = search(index, vecs, 2)
+    ids = np.array([c for c, _ in paths], dtype=object)
+    top = scores[:, 0].astype(float)
+    second = scores[:, 1].astype(float) if scores.shape[1] > 1 else np.full(len(titles), -1.0)
+    margin = top - second
+    ok = (top >= cfg.threshold) & (margin >= cfg.min_margin)
+    reason = np.where(
+        ok, None,
+        np.where(top < cfg.threshold, [f"confidence {t:.3f} < threshold {cfg.threshold}" for t in top],
+                 [f"margin {m:.3f} < min_margin {cfg.min_margin}" for m in margin]),
+    )
+    return pd.DataFrame({
+        "candidate_id": ids[rows[:, 0]],
+        "confidence": np.round(top, 6),
+        "margin": np.round(margin, 6),
+        "category_id": np.where(ok, ids[rows[:, 0]], None),
+        "status": np.where(ok, "assigned", "low_confidence"),
+        "reason": reason,
+    })
+
+
+def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, cfg: EnrichConfig = EnrichConfig(),
+                      encoder=None) -> dict:
+    """Assign taxonomy categories to ``cfg.source`` products that have none; returns the run's counts."""
+    from strata.embed.encoder import model_id
+    from strata.features.job import MissingInputError
+    from strata.ingest.runlog import log_counts
+    from strata.ingest.upsert import upsert
+
+    t0 = time.perf_counter()
+    for need in ("products", "taxonomy"):
+        if not lakehouse.exists(need):
+            raise MissingInputError(f"enrich: required table {need!r} not found at {lakehouse.path(need)}")
+    mid = model_id(cfg.model) if encoder is None else getattr(encoder, "strata_model_id", "custom")
+    tag = f"{mid};threshold={cfg.threshold};min_margin={cfg.min_margin}"
+    products = lakehouse.read(spark, "products").where(
+        f"source = '{cfg.source}' AND category_id IS NULL"
+    ).select("product_id", "title")
+    if not cfg.refresh and lakehouse.exists("product_categories"):
+        done = lakehouse.read(spark, "product_categories").where(
+            f"source = '{cfg.source}' AND taxonomy_source = '{cfg.taxonomy_source}' AND model = '{tag}'"
+        ).select("product_id")
+        products = products.join(done, on="product_id", how="left_anti")
+    products = products.orderBy("product_id")
+    if cfg.limit:
+        products = products.limit(cfg.limit)
+    todo = products.toPandas()
+    taxonomy = lakehouse.read(spark, "taxonomy").where(f"source = '{cfg.taxonomy_source}'").select(
+        "category_id", "path").orderBy("category_id").toPandas()
+    if taxonomy.empty:
+        raise MissingInputError(f"enrich: taxonomy {cfg.taxonomy_source!r} is empty; ingest it first")
+    read = len(todo)
+    blank = todo["title"].fillna("").str.strip() == ""
+    rows = pd.DataFrame()
+    if read:
+        paths = [(c, " > ".join(p)) for c, p in zip(taxonomy["category_id"], taxonomy["path"])]
+        good = todo[~blank].reset_index(drop=True)
+        got = assign(good["title"].tolist(), paths, cfg, encoder) if len(good) else pd.DataFrame()
+        rows = pd.concat([good[["product_id"]], got], axis=1)
+        if blank.any():
+            rows = pd.concat([rows, pd.DataFrame({
+                "product_id": todo.loc[blank, "product_id"], "candidate_id": None, "confidence": None,
+                "margin": None, "category_id": None, "status": "no_text", "reason": "product has no title",
+            })], ignore_index=True)
+        rows["source"] = cfg.source
+        rows["taxonomy_source"] = cfg.taxonomy_source
+        rows["model"] = tag
+        upsert(spark, lakehouse, "product_categories", rows)
+    assigned = int((rows["status"] == "assigned").sum()) if len(rows) else 0
+    counts = {
+        "source": cfg.source, "target_table": "product_categories", "read": read, "accepted": read,
+        "quarantined": 0, "upserted": len(rows), "seconds": round(time.perf_counter() - t0, 3),
+        "assigned": assigned, "unassigned": read - assigned,
+    }
+    log_counts(spark, lakehouse, run_id, "enrich-categories", [counts],
+               detail=f"{tag}; assigned {assigned} of {read}")
+    log.info("enrich: %d products, %d assigned (threshold %.2f)", read, assigned, cfg.threshold)
+    return counts

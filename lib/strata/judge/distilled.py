@@ -1,0 +1,245 @@
+"""The ``distilled`` judge: a small cross-encoder (packaged MiniLM) fine-tuned on human graded labels.
+
+Mine and Refine fine-tunes a lightweight model on human annotations and uses it as the scalable judge;
+here that is all-MiniLM-L6-v2 with a 3-way classification head over (query, product text) pairs. It runs
+on CPU at a few hundred pairs/s, so it is the default judge for every stage. A trained judge is a folder:
+``model.safetensors`` + tokenizer + ``judge.json`` (judge id, version = weight hash, base model id, the
+labels table version it was trained on, training metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from strata.judge.protocol import JudgeInput, JudgeOutput, PreparedInput, judge_scored
+
+log = logging.getLogger(__name__)
+
+KIND = "distilled"
+META_FILE = "judge.json"
+
+
+def pair_text(p: PreparedInput) -> str:
+    """The product side of the cross-encoder pair: title/text, then category and a few attributes."""
+    parts = [p.product_text]
+    if p.category:
+        parts.append(f"category: {p.category}")
+    if p.attributes:
+        parts.append("; ".join(f"{k}: {v}" for k, v in list(p.attributes.items())[:8]))
+    return " | ".join(parts)
+
+
+def _weights_sha(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")):
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+class DistilledJudge:
+    """Load a trained judge folder; ``judge(batch)`` scores pairs (``Judge`` protocol)."""
+
+    def __init__(self, folder: str | Path, device: str = "cpu", batch_size: int = 64,
+                 max_length: int | None = None, threads: int | None = None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.folder = Path(folder).expanduser().resolve()
+        meta_path = self.folder / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{self.folder}: no {META_FILE}; not a trained judge (strata judge train)")
+        self.meta = json.loads(meta_path.read_text())
+        self.name = self.meta["name"]
+        self.version = self.meta["version"]
+        self.judge_id = f"{self.name}@{self.version}"
+        self.max_length = int(max_length or self.meta.get("max_length", 64))
+        self.batch_size = batch_size
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            str(self.folder), local_files_only=True).to(device).eval()
+
+    def predict_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
+        import torch
+
+        out = []
+        # Sort by length so each batch pads little; results go back in input order.
+        order = np.argsort([len(q) + len(p) for q, p in zip(queries, products)], kind="stable")
+        with torch.inference_mode():
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                enc = self.tokenizer([queries[i] for i in idx], [products[i] for i in idx], padding=True,
+                                     truncation="longest_first", max_length=self.max_length,
+                                     return_tensors="pt").to(self.device)
+                logits = self.model(**enc).logits.float()
+                out.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        probs = np.concatenate(out) if out else np.zeros((0, 3))
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return probs[back]
+
+    def _score(self, rows: list[PreparedInput]) -> np.ndarray:
+        return self.predict_proba([r.query for r in rows], [pair_text(r) for r in rows])
+
+    def judge(self, batch: Sequence[JudgeInput]) -> list[JudgeOutput]:
+        return judge_scored(self, batch, self._score)
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    judge_id: str
+    train_pairs: int
+    seen_pairs: int
+    seconds: float
+    meta: dict[str, Any]
+
+
+def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
+    """labels joined with products (title + description) as a pandas frame: query, product_text, grade, split."""
+
+    labels = lakehouse.read_arrow("labels").to_pandas()
+    products = lakehouse.read_arrow("products", columns=["product_id", "source", "title", "description"]).to_pandas()
+    if source:
+        labels = labels[labels["source"] == source]
+    catalog = {"bestbuy-small": "bestbuy"}
+    labels = labels.assign(catalog=labels["source"].map(lambda s: catalog.get(s, s)))
+    products = products.assign(
+        product_text=[" ".join(x for x in (t or "", d or "") if x).strip()
+                      for t, d in zip(products["title"], products["description"])]
+    )
+    df = labels.merge(products[["product_id", "source", "product_text"]],
+                      left_on=["catalog", "product_id"], right_on=["source", "product_id"],
+                      how="inner", suffixes=("", "_p"))
+    return df[["source", "query", "query_norm", "product_id", "product_text", "grade", "split"]].reset_index(drop=True)
+
+
+def train_distilled(
+    pairs: "Any",
+    out: str | Path,
+    name: str = "distilled-minilm",
+    base: str = "baseline",
+    epochs: float = 1.0,
+    batch_size: int = 32,
+    lr: float = 5e-5,
+    max_length: int = 64,
+    max_seconds: float | None = None,
+    max_pairs: int | None = None,
+    seed: int = 13,
+    threads: int | None = None,
+    data_version: dict[str, Any] | None = None,
+    layers: int | None = None,
+) -> TrainResult:
+    """Fine-tune the base MiniLM with a 3-way head on ``pairs`` (query, product_text, grade) and save it.
+
+    Plain cross-entropy, linear warm-up/decay; ``max_seconds`` caps wall time (training stops after the
+    batch that crosses it, and the judge.json records how many pairs were actually seen).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from strata.embed.encoder import model_id, resolve_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    base_dir = resolve_model(base)
+    tok = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=3, local_files_only=True,
+        id2label={0: "irrelevant", 1: "partial", 2: "exact"},
+        label2id={"irrelevant": 0, "partial": 1, "exact": 2},
+        # Keeping only the first N transformer layers trades a little accuracy for a judge that trains and
+        # scores N/6 of the cost on CPU.
+        **({"num_hidden_layers": int(layers)} if layers else {}),
+    )
+    queries = [str(q) for q in pairs["query"]]
+    texts = [str(t) for t in pairs["product_text"]]
+    grades = np.asarray(pairs["grade"], dtype=np.int64)
+    n = len(queries)
+    if n == 0:
+        raise ValueError("no training pairs")
+    idx = list(range(n))
+    rng.shuffle(idx)
+    if max_pairs:
+        idx = idx[:max_pairs]
+    total_steps = max(1, math.ceil(len(idx) * epochs / batch_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, int(0.06 * total_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm))))
+    model.train()
+    t0 = time.perf_counter()
+    seen, step, loss_ema = 0, 0, None
+    stream = (idx * math.ceil(epochs))[: int(len(idx) * epochs)]
+    # Length bucketing: within windows of 50 batches, batch rows of similar length (little padding), then
+    # shuffle the batches; on CPU this roughly halves the cost per pair against random batches.
+    batches: list[list[int]] = []
+    win = batch_size * 50
+    for w in range(0, len(stream), win):
+        chunk = sorted(stream[w : w + win], key=lambda i: len(queries[i]) + len(texts[i]))
+        part = [chunk[s : s + batch_size] for s in range(0, len(chunk), batch_size)]
+        rng.shuffle(part)
+        batches.extend(part)
+    for b in batches:
+        enc = tok([queries[i] for i in b], [texts[i] for i in b], padding=True, truncation="longest_first",
+                  max_length=max_length, return_tensors="pt")
+        outp = model(**enc, labels=torch.as_tensor(grades[b]))
+        outp.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        seen += len(b)
+        step += 1
+        loss_ema = outp.loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * outp.loss.item()
+        el = time.perf_counter() - t0
+        if step % 50 == 0:
+            log.info("train step %d/%d: %d pairs, loss %.4f, %.0f pairs/s", step, total_steps, seen, loss_ema,
+                     seen / max(el, 1e-9))
+        if max_seconds and el > max_seconds:
+            log.info("train: time cap %.0fs reached after %d pairs", max_seconds, seen)
+            break
+    secs = time.perf_counter() - t0
+    model.eval()
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tok.save_pretrained(str(out))
+    version = _weights_sha(out)
+    meta = {
+        "kind": KIND,
+        "name": name,
+        "version": version,
+        "judge_id": f"{name}@{version}",
+        "base_model": model_id(base),
+        "max_length": max_length,
+        "layers": int(model.config.num_hidden_layers),
+        "training": {
+            "pairs_available": n, "pairs_used": len(idx), "pairs_seen": seen, "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "seed": seed, "seconds": round(secs, 1),
+            "final_loss_ema": loss_ema, "data_version": data_version or {},
+        },
+        "metrics": {},
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2))
+    log.info("train: saved %s (%d pairs seen in %.0fs)", out, seen, secs)
+    return TrainResult(out, meta["judge_id"], len(idx), seen, secs, meta)
