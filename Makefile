@@ -35,5 +35,10 @@ test: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_embed.py --n 3000 --repeats 3
+	@for b in bench/bench_data.py bench/bench_judge.py; do \
+	  if [ -f $$b ]; then HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; fi; done
+
 clean:
 	rm -rf runs .pytest_cache
