@@ -98,6 +98,9 @@ class EmbedConfig(_Model):
     actors: int = Field(1, ge=1, description="embedding actors (GPU workers on a cluster)")
     actor_cpus: float = Field(1.0, gt=0, description="fractional CPUs per actor; <1 on small machines")
     actor_gpus: float = Field(0.0, ge=0)
+    cache_dir: str | None = Field(
+        None, description="embedding cache root (by model id + text hash); None disables it"
+    )
 
 
 class EvalConfig(_Model):

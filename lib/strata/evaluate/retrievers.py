@@ -113,7 +113,16 @@ class DenseRetriever:
     def model_id(self) -> str:
         return model_id(self.cfg.model)
 
-    def _embed(self, texts: list[str], desc: str) -> np.ndarray:
+    def embed(self, texts: list[str], desc: str) -> np.ndarray:
+        """Vectors for texts: from the cache (model id + text hash) when configured, else computed."""
+        if self.cfg.cache_dir:
+            from strata.embed.cache import EmbeddingCache
+
+            cache = EmbeddingCache(self.cfg.cache_dir, self.model_id, self.cfg.max_seq_length)
+            return cache.embed(texts, lambda todo: self._compute(todo, desc))
+        return self._compute(texts, desc)
+
+    def _compute(self, texts: list[str], desc: str) -> np.ndarray:
         if self.engines is not None:
             return embed_texts(self.engines, texts, self.cfg, desc=f"{self.name}: {desc}")
         if self._encoder is None:  # local: load once, reuse for corpus and queries
@@ -122,7 +131,7 @@ class DenseRetriever:
 
     def index(self, doc_ids: list[str], doc_texts: list[str]) -> None:
         self._doc_ids, doc_texts = _by_doc_id(doc_ids, doc_texts)
-        self._index = build_index(self._embed(doc_texts, "corpus"))
+        self._index = build_index(self.embed(doc_texts, "corpus"))
 
     def search(self, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
         if self._index is None:
@@ -130,7 +139,9 @@ class DenseRetriever:
         qids = list(queries)
         if not qids:
             return {}
-        scores, rows = search(self._index, self._embed([queries[q] for q in qids], "queries"), k)
+        qvec = self.embed([queries[q] for q in qids], "queries")
+        self.query_vectors = dict(zip(qids, qvec))  # kept for score separation: no re-embedding
+        scores, rows = search(self._index, qvec, k)
         run: dict[str, dict[str, float]] = {}
         for qid, s_row, r_row in zip(qids, scores, rows):
             keep = r_row >= 0
