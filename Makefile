@@ -30,6 +30,7 @@ run: setup
 	HF_HUB_OFFLINE=1 $(BIN)/strata run --profile $(PROFILE) --out $(RUN_DIR)
 
 test: setup
+	@sh tests/tools/ensure_chromium.sh  # report.html render test; skips with a reason if it cannot install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup

@@ -142,7 +142,7 @@ def show_config(
 
 
 # Command groups living in their own modules (strata.commands.<area>.register(app)).
-_COMMAND_MODULES = ("strata.commands.data", "strata.commands.embed")
+_COMMAND_MODULES = ("strata.commands.data", "strata.commands.embed", "strata.commands.evaluate")
 
 
 def _register_commands() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.config import EmbedConfig
+from strata.evaluate.fusion import hybrid_components, rrf
 from strata.evaluate.metrics import DEFAULT_METRICS, evaluate_run, write_trec_run
 from strata.evaluate.retrievers import make_retriever
 from strata.sources.beir import BeirDataset
@@ -48,8 +49,12 @@ def evaluate_beir(
     engines: Any = None,
     max_queries: int | None = None,
     runs_out: Path | None = None,
+    pair_sims: dict | None = None,
 ) -> dict:
-    """Index ``ds.corpus`` (title + text) with each retriever, search the judged queries, score them."""
+    """Index ``ds.corpus`` (title + text) with each retriever, search the judged queries, score them.
+
+    ``pair_sims``: if a dict is given, it receives, per dense retriever, the cosine similarity of every
+    labelled (query, product) pair by grade, from the vectors already computed (score separation)."""
     depth = max(int(k), MIN_DEPTH)
     if depth != k:
         log.info("retrieval depth raised from %d to %d to cover recall@%d", k, depth, MIN_DEPTH)
@@ -63,16 +68,36 @@ def evaluate_beir(
         "num_docs": len(doc_ids),
         "retrievers": {},
     }
+    computed: dict[str, tuple[dict, str, dict]] = {}  # name -> (run, model_id, seconds)
+
+    def _search(rname: str) -> tuple[dict, str, dict]:
+        if rname not in computed:
+            parts = hybrid_components(rname)
+            if parts:  # reciprocal-rank fusion of component runs (each indexed once at most)
+                t0 = time.perf_counter()
+                fused = rrf([_search(p)[0] for p in parts], depth=depth)
+                secs = {"fuse": round(time.perf_counter() - t0, 3)}
+                computed[rname] = (fused, "rrf(" + "+".join(_search(p)[1] for p in parts) + ")", secs)
+            else:
+                retriever = make_retriever(rname, embed_cfg, engines)
+                t0 = time.perf_counter()
+                retriever.index(doc_ids, doc_texts)
+                t1 = time.perf_counter()
+                run = retriever.search(queries, depth)
+                t2 = time.perf_counter()
+                secs = {"index": round(t1 - t0, 3), "search": round(t2 - t1, 3)}
+                if pair_sims is not None and getattr(retriever, "query_vectors", None) is not None:
+                    from strata.evaluate.separation import pair_sims_from_retriever
+
+                    pair_sims[rname] = pair_sims_from_retriever(retriever, qrels)
+                computed[rname] = (run, getattr(retriever, "model_id", rname), secs)
+        return computed[rname]
+
     for name in retrievers:
-        retriever = make_retriever(name, embed_cfg, engines)
-        t0 = time.perf_counter()
-        retriever.index(doc_ids, doc_texts)
-        t1 = time.perf_counter()
-        run = retriever.search(queries, depth)
-        t2 = time.perf_counter()
+        run, mid, secs = _search(name)
         scores = evaluate_run(qrels, run, DEFAULT_METRICS)
-        scores["model_id"] = getattr(retriever, "model_id", name)
-        scores["seconds"] = {"index": round(t1 - t0, 3), "search": round(t2 - t1, 3)}
+        scores["model_id"] = mid
+        scores["seconds"] = secs
         out["retrievers"][name] = scores
         if runs_out is not None:
             tag = run_file_name(name)

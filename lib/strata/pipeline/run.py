@@ -61,6 +61,7 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
         manifest.table_versions["devset_read"] = dict(ds.meta)
         manifest.outputs["devset"] = str(run_dir / "beir" / f"{dataset}-dev")
 
+        pair_sims: dict = {}  # labelled-pair cosine similarities per dense model, for score separation
         with manifest.stage("embed_index_evaluate"):
             evaluation = evaluate_beir(
                 ds,
@@ -70,6 +71,7 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
                 engines=eng,
                 max_queries=config.eval.max_queries,
                 runs_out=run_dir / "runs",
+                pair_sims=pair_sims,
             )
         for name, m in evaluation.get("retrievers", {}).items():
             if m.get("model_id"):
@@ -81,6 +83,14 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
         metrics_path = run_dir / "metrics.json"
         metrics_path.write_text(json.dumps(evaluation, indent=2) + "\n")
         manifest.outputs["metrics"] = str(metrics_path)
+
+        with manifest.stage("analyze"):  # all metrics, hybrid, slices, significance, separation
+            from strata.evaluate.analysis import analyze_run_dir, lakehouse_inputs
+
+            stats, cats = lakehouse_inputs(eng.spark, lakehouse, dataset)
+            analyze_run_dir(run_dir, query_stats=stats, doc_category=cats, pair_sims=pair_sims)
+        manifest.outputs["analysis"] = str(run_dir / "analysis.json")
+        manifest.outputs["report_html"] = str(run_dir / "report.html")
         status = "succeeded"
     finally:
         if own_engines:
@@ -95,4 +105,8 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
         table_versions=manifest.table_versions,
         command=" ".join(shlex.quote(a) for a in ["strata", *sys.argv[1:]]) if sys.argv else "strata run",
     )
+    from strata.evaluate.analysis import load_analysis
+    from strata.pipeline.report import write_analysis_reports
+
+    write_analysis_reports(run_dir, *load_analysis(run_dir))  # report.html + analysis in report.md
     return RunResult(run_dir, evaluation, manifest_path, report_path)

@@ -1,0 +1,93 @@
+"""Evaluation commands: ``strata report RUN_DIR [--against OTHER]`` and ``strata compare A B``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+out = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)
+    app.command()(compare)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(code)
+
+
+def _analysis(run_dir: Path, separation: bool, refresh: bool, beir: Path | None = None):
+    from strata.evaluate.analysis import analyze_run_dir, load_analysis
+
+    if not run_dir.is_dir():
+        _fail(f"{run_dir}: no such run directory")
+    if refresh or not (run_dir / "analysis.json").is_file() or not (run_dir / "per_query.json").is_file():
+        try:
+            analyze_run_dir(run_dir, separation=separation, beir_folder=beir)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+    return load_analysis(run_dir)
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="a `strata run` output directory"),
+    against: Optional[Path] = typer.Option(None, "--against", help="another run dir (e.g. the champion)"),
+    separation: bool = typer.Option(True, "--separation/--no-separation",
+                                    help="encode labelled pairs for score separation (dense models)"),
+    refresh: bool = typer.Option(False, "--refresh", help="recompute analysis.json even if present"),
+    beir: Optional[Path] = typer.Option(
+        None, "--beir", help="BEIR dataset folder when not RUN_DIR/beir/<dataset> (e.g. after "
+        "`strata eval --out RUN_DIR/metrics.json --runs-out RUN_DIR/runs`)"),
+) -> None:
+    """Write RUN_DIR/report.html (self-contained) and the analysis section of RUN_DIR/report.md."""
+    from strata.pipeline.report import write_analysis_reports
+
+    analysis, per_query = _analysis(run_dir, separation, refresh, beir)
+    if against is not None and not against.is_dir():
+        _fail(f"--against {against}: no such run directory")
+    html_path, md_path = write_analysis_reports(run_dir, analysis, per_query, against=against)
+    out.print(str(html_path))
+    out.print(str(md_path))
+
+
+def compare(
+    champion: Path = typer.Argument(..., help="run dir of the champion (A)"),
+    challenger: Path = typer.Argument(..., help="run dir of the challenger (B); may equal A"),
+    metric: str = typer.Option("ndcg@10", "--metric"),
+    retriever_a: Optional[str] = typer.Option(None, "--retriever-a", help="default: A's best on --metric"),
+    retriever_b: Optional[str] = typer.Option(None, "--retriever-b", help="default: B's best on --metric"),
+    min_lift: float = typer.Option(0.0, "--min-lift", help="required relative lift, 0.02 = +2%"),
+    alpha: float = typer.Option(0.05, "--alpha"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Paired bootstrap of B against A and the promotion gate. Exit 0 = promote, 1 = refused."""
+    from strata.evaluate.analysis import best_retriever
+    from strata.evaluate.significance import GateConfig, gate
+
+    a, pa = _analysis(champion, False, False)
+    b, pb = _analysis(challenger, False, False)
+    ra = retriever_a or best_retriever(a, metric)
+    rb = retriever_b or best_retriever(b, metric)
+    for run, name, pq in ((champion, ra, pa), (challenger, rb, pb)):
+        if name not in pq:
+            _fail(f"{run}: no retriever {name!r} (have {sorted(pq)})")
+        if metric not in pq[name]:
+            _fail(f"{run}: metric {metric!r} not computed (have {sorted(pq[name])})")
+    d = gate(pa[ra][metric], pb[rb][metric], GateConfig(metric=metric, min_lift=min_lift, alpha=alpha))
+    result = {"champion": f"{champion}:{ra}", "challenger": f"{challenger}:{rb}", **d.to_dict()}
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        c = d.comparison
+        out.print(f"{metric}: champion {champion.name}:{ra} {c.mean_a:.4f}  challenger {challenger.name}:{rb} "
+                  f"{c.mean_b:.4f}  diff {c.diff:+.4f} ({c.relative_lift:+.2%})  95% CI "
+                  f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]  p={c.p_value:.4f}  n={c.num_queries}")
+        out.print(("PROMOTE: " if d.promote else "REFUSED: ") + "; ".join(d.reasons))
+    raise typer.Exit(0 if d.promote else 1)
