@@ -107,7 +107,7 @@ class EvalConfig(_Model):
     """Which labelled dataset is the dev set and which retrievers are compared on it."""
 
     dataset: Literal["homedepot", "bestbuy-small", "wands", "esci", "beir"] = "homedepot"
-    retrievers: list[str] = Field(default_factory=lambda: ["baseline", "bm25"])
+    retrievers: list[str] = Field(default_factory=lambda: ["baseline", "bm25", "hybrid"])
     k: int = Field(100, ge=10, description="retrieval depth; must cover recall@100")
     max_queries: int | None = Field(None, ge=1, description="cap dev queries (demo); None = all")
 

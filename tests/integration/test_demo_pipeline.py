@@ -32,7 +32,7 @@ def demo_run(data_root, engines, tmp_path_factory):
 
 
 def test_run_dir_has_every_artefact(demo_run):
-    for name in ("metrics.json", "manifest.json", "report.md"):
+    for name in ("metrics.json", "manifest.json", "report.md", "report.html", "analysis.json"):
         assert (demo_run.run_dir / name).is_file(), name
     assert (demo_run.run_dir / "lakehouse" / "labels" / "_delta_log").is_dir()
     assert (demo_run.run_dir / "beir" / "homedepot-dev" / "corpus.jsonl").is_file()
@@ -40,7 +40,7 @@ def test_run_dir_has_every_artefact(demo_run):
 
 def test_metrics_are_real_numbers_for_both_retrievers(demo_run):
     m = json.loads((demo_run.run_dir / "metrics.json").read_text())
-    assert set(m["retrievers"]) == {"baseline", "bm25"}
+    assert set(m["retrievers"]) == {"baseline", "bm25", "hybrid"}
     for name, r in m["retrievers"].items():
         assert 0 < r["num_queries"] <= 60
         for k in ("ndcg@10", "recall@100", "mrr@10"):
@@ -65,4 +65,6 @@ def test_ingest_counts_add_up(demo_run):
 
 def test_report_shows_both_retrievers(demo_run):
     text = (demo_run.run_dir / "report.md").read_text()
-    assert "| baseline |" in text and "| bm25 |" in text
+    assert "| baseline |" in text and "| bm25 |" in text and "| hybrid |" in text
+    html = (demo_run.run_dir / "report.html").read_text()
+    assert "<img" in html and "data:image/png;base64," in html  # self-contained plots
