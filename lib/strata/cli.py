@@ -142,7 +142,12 @@ def show_config(
 
 
 # Command groups living in their own modules (strata.commands.<area>.register(app)).
-_COMMAND_MODULES = ("strata.commands.data", "strata.commands.embed", "strata.commands.evaluate")
+_COMMAND_MODULES = (
+    "strata.commands.data",
+    "strata.commands.embed",
+    "strata.commands.evaluate",
+    "strata.commands.judge",
+)
 
 
 def _register_commands() -> None:

@@ -112,6 +112,9 @@ class EvalConfig(_Model):
     max_queries: int | None = Field(None, ge=1, description="cap dev queries (demo); None = all")
 
 
+from strata.judge.backends import JudgeConfig  # noqa: E402  (its module imports nothing from config)
+
+
 class StrataConfig(_Model):
     """A whole run's configuration."""
 
@@ -122,6 +125,7 @@ class StrataConfig(_Model):
     split: SplitConfig = Field(default_factory=SplitConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     seed: int = 13
 
 

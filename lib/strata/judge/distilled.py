@@ -39,6 +39,31 @@ def pair_text(p: PreparedInput) -> str:
     return " | ".join(parts)
 
 
+HEAD_FILE = "head.safetensors"
+
+
+def _mean_pool_model(backbone: Any, n_labels: int = 3) -> Any:
+    """Backbone + mean pooling over real tokens + a linear head: the pooling the MiniLM weights were trained
+    with. (A CLS/pooler head on this sentence-embedding checkpoint barely moves in a CPU-sized budget.)"""
+    import torch
+
+    class MeanPoolClassifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+            self.dropout = torch.nn.Dropout(0.1)
+            self.head = torch.nn.Linear(backbone.config.hidden_size, n_labels)
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):  # noqa: ANN001
+            h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            return self.head(self.dropout(pooled))
+
+    return MeanPoolClassifier()
+
+
 def _weights_sha(folder: Path) -> str:
     digest = hashlib.sha256()
     for f in sorted(folder.glob("*.safetensors")):
@@ -70,8 +95,17 @@ class DistilledJudge:
         self.batch_size = batch_size
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            str(self.folder), local_files_only=True).to(device).eval()
+        self.pooling = self.meta.get("pooling", "cls")
+        if self.pooling == "mean":
+            from safetensors.torch import load_file
+            from transformers import AutoModel
+
+            self.model = _mean_pool_model(AutoModel.from_pretrained(str(self.folder), local_files_only=True))
+            self.model.head.load_state_dict(load_file(str(self.folder / HEAD_FILE)))
+            self.model.to(device).eval()
+        else:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(self.folder), local_files_only=True).to(device).eval()
 
     def predict_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
         import torch
@@ -85,7 +119,8 @@ class DistilledJudge:
                 enc = self.tokenizer([queries[i] for i in idx], [products[i] for i in idx], padding=True,
                                      truncation="longest_first", max_length=self.max_length,
                                      return_tensors="pt").to(self.device)
-                logits = self.model(**enc).logits.float()
+                out_ = self.model(**enc)
+                logits = (out_ if self.pooling == "mean" else out_.logits).float()
                 out.append(torch.softmax(logits, dim=-1).cpu().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, 3))
         back = np.empty_like(order)
@@ -146,6 +181,8 @@ def train_distilled(
     threads: int | None = None,
     data_version: dict[str, Any] | None = None,
     layers: int | None = None,
+    pooling: str = "mean",
+    head_lr: float = 2e-3,
 ) -> TrainResult:
     """Fine-tune the base MiniLM with a 3-way head on ``pairs`` (query, product_text, grade) and save it.
 
@@ -163,14 +200,24 @@ def train_distilled(
     rng = random.Random(seed)
     base_dir = resolve_model(base)
     tok = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"pooling must be mean or cls (got {pooling!r})")
+    extra = {"num_hidden_layers": int(layers)} if layers else {}
+    if pooling == "mean":
+        from transformers import AutoModel
+
+        model = _mean_pool_model(AutoModel.from_pretrained(base_dir, local_files_only=True, **extra))
+        head_params = list(model.head.parameters())
+    else:
+      model = AutoModelForSequenceClassification.from_pretrained(
         base_dir, num_labels=3, local_files_only=True,
         id2label={0: "irrelevant", 1: "partial", 2: "exact"},
         label2id={"irrelevant": 0, "partial": 1, "exact": 2},
         # Keeping only the first N transformer layers trades a little accuracy for a judge that trains and
         # scores N/6 of the cost on CPU.
-        **({"num_hidden_layers": int(layers)} if layers else {}),
-    )
+        **extra,
+      )
+      head_params = list(model.classifier.parameters())
     queries = [str(q) for q in pairs["query"]]
     texts = [str(t) for t in pairs["product_text"]]
     grades = np.asarray(pairs["grade"], dtype=np.int64)
@@ -182,7 +229,11 @@ def train_distilled(
     if max_pairs:
         idx = idx[:max_pairs]
     total_steps = max(1, math.ceil(len(idx) * epochs / batch_size))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    head_ids = {id(p) for p in head_params}
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    # The new head gets a larger step than the pre-trained body (it starts from random).
+    opt = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head_params, "lr": head_lr}],
+                            weight_decay=0.01)
     warm = max(1, int(0.06 * total_steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm))))
@@ -202,15 +253,19 @@ def train_distilled(
     for b in batches:
         enc = tok([queries[i] for i in b], [texts[i] for i in b], padding=True, truncation="longest_first",
                   max_length=max_length, return_tensors="pt")
-        outp = model(**enc, labels=torch.as_tensor(grades[b]))
-        outp.loss.backward()
+        target = torch.as_tensor(grades[b])
+        if pooling == "mean":
+            loss = torch.nn.functional.cross_entropy(model(**enc), target)
+        else:
+            loss = model(**enc, labels=target).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         seen += len(b)
         step += 1
-        loss_ema = outp.loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * outp.loss.item()
+        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
         el = time.perf_counter() - t0
         if step % 50 == 0:
             log.info("train step %d/%d: %d pairs, loss %.4f, %.0f pairs/s", step, total_steps, seen, loss_ema,
@@ -222,7 +277,15 @@ def train_distilled(
     model.eval()
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    if pooling == "mean":
+        from safetensors.torch import save_file
+
+        model.backbone.save_pretrained(str(out), safe_serialization=True)
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(out / HEAD_FILE))
+        n_layers = int(model.backbone.config.num_hidden_layers)
+    else:
+        model.save_pretrained(str(out), safe_serialization=True)
+        n_layers = int(model.config.num_hidden_layers)
     tok.save_pretrained(str(out))
     version = _weights_sha(out)
     meta = {
@@ -232,10 +295,11 @@ def train_distilled(
         "judge_id": f"{name}@{version}",
         "base_model": model_id(base),
         "max_length": max_length,
-        "layers": int(model.config.num_hidden_layers),
+        "layers": n_layers,
+        "pooling": pooling,
         "training": {
             "pairs_available": n, "pairs_used": len(idx), "pairs_seen": seen, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "seed": seed, "seconds": round(secs, 1),
+            "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "seed": seed, "seconds": round(secs, 1),
             "final_loss_ema": loss_ema, "data_version": data_version or {},
         },
         "metrics": {},
