@@ -35,6 +35,8 @@ HD_TITLES = {
     "2005": "Whirlpool Dryer Vent Kit",
     "2006": "Everbilt 3-1/2 in. x 5/8 in. Satin Nickel Door Hinge (3-Pack)",
     "2007": "Hampton Bay 48 in. x 30 in. Cedar Wood Patio Table",
+    **{f"30{i}": f"Home Decorators Collection Item {i}" for i in range(5)},
+    "3100": "Home Styles Kitchen Cart",
 }
 
 

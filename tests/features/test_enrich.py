@@ -54,7 +54,7 @@ def enriched(spark, data_root, tmp_path_factory):
         __import__("pandas").concat([pick, gibberish, blank]), schema=spec("products").schema, preserve_index=False)
     write_deltalake(str(root / "products"), rows)
     lh = Lakehouse(root)
-    counts = enrich_categories(spark, lh, "e1", EnrichConfig(threshold=0.45))
+    counts = enrich_categories(spark, lh, "e1", EnrichConfig(threshold=0.45, chunk_size=5))  # 3 chunks
     return lh, counts
 
 

@@ -57,6 +57,8 @@ def test_attributes_with_sources(built):
     assert "brand" not in attrs  # Everbilt starts only one title: not a brand by the prefix rule
     attrs, srcs = a("2007")
     assert attrs["dimensions"] == "48 in. x 30 in." and attrs["material"] == "cedar"
+    assert a("300")[0] == {"brand": "Home Decorators"}  # "Home" alone is a common word, never a brand
+    assert a("3100")[0] == {}  # "Home Styles" starts only one title
     attrs, srcs = a("1001", "bestbuy")
     assert attrs == {"brand": "Microsoft", "colour": "Black"}
     assert srcs == {"brand": "catalog", "colour": "catalog"}

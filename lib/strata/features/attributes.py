@@ -7,7 +7,9 @@ look-around). Every value carries its origin in a parallel ``attribute_sources``
 - ``catalog``: a catalog column (products.brand, attributes.color, ...)
 - ``title`` / ``description``: a pattern matched in that text
 - ``title_prefix``: brand from the leading word(s) of the title, only when that prefix starts >= 5 titles of
-  the catalog (two words when >= 80% of that first word's titles share the second) and is not a generic word
+  the catalog (two words when >= 80% of that first word's titles share the second) and is not a generic word;
+  a first word in ``BIGRAM_ONLY`` (common words: "Home", "American") is never a brand alone, only the
+  title's first two words are, when >= 5 titles start with them ("Home Decorators", "American Standard")
 - ``query_text`` / ``brand_lexicon``: for queries, a pattern in the query / a known catalog brand in it
 """
 
@@ -34,6 +36,15 @@ GENERIC_PREFIXES = (
     "single", "adjustable", "natural", "brushed", "satin", "polished", "oil", "high", "low", "self", "pro",
     "professional", "all", "one", "two", "3-light", "2-light", "1-light", "4-light",
 ) + COLOURS
+
+# Common words that start two-word brands ("Home Decorators", "American Standard", "Crown Bolt"): alone
+# they are never a brand; the title's first two words are, when >= 5 titles of the catalog start with them.
+BIGRAM_ONLY = (
+    "home", "american", "crown", "general", "national", "master", "royal", "first", "green", "blue", "red",
+    "golden", "simple", "true", "best", "great", "united", "pacific", "atlantic", "north", "south", "west",
+    "east", "grand", "big", "little", "old", "power", "ideal", "perfect", "classic", "quick", "easy",
+    "hampton", "glacier", "commercial", "design", "house", "garden", "lumber", "custom",
+)
 
 _UNIT = (
     r"cu\. ?ft\.?|sq\. ?ft\.?|fl\. ?oz\.?|in\.|inch(?:es)?|ft\.|feet|foot|gal\.|gallons?|oz\.|lbs?\.?|mm|cm|"

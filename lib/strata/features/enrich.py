@@ -40,21 +40,30 @@ class EnrichConfig:
     min_margin: float = DEFAULT_MIN_MARGIN
     model: str = "baseline"
     batch_size: int = 256
+    chunk_size: int = 2000  # products embedded and upserted per step
     refresh: bool = False
     limit: int | None = None
 
 
-def assign(titles: list[str], paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> pd.DataFrame:
-    """Titles x (category_id, path text) -> candidate_id, confidence, margin, category_id, status, reason."""
+def prepare(paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> tuple:
+    """The encoder, a FAISS index over the embedded category paths, and their ids (built once per run)."""
     from strata.embed.encoder import encode, load_encoder
-    from strata.embed.index import build_index, search
+    from strata.embed.index import build_index
 
     model = encoder if encoder is not None else load_encoder(cfg.model, max_seq_length=64)
-    cat_vecs = encode(model, [p for _, p in paths], batch_size=cfg.batch_size)
-    index = build_index(cat_vecs, kind="flat")
+    index = build_index(encode(model, [p for _, p in paths], batch_size=cfg.batch_size), kind="flat")
+    return model, index, np.array([c for c, _ in paths], dtype=object)
+
+
+def assign(titles: list[str], paths: list[tuple[str, str]] | None, cfg: EnrichConfig, encoder=None,
+           prepared: tuple | None = None) -> pd.DataFrame:
+    """Titles x (category_id, path text) -> candidate_id, confidence, margin, category_id, status, reason."""
+    from strata.embed.encoder import encode
+    from strata.embed.index import search
+
+    model, index, ids = prepared if prepared is not None else prepare(paths or [], cfg, encoder)
     vecs = encode(model, titles, batch_size=cfg.batch_size)
     scores, rows = search(index, vecs, 2)
-    ids = np.array([c for c, _ in paths], dtype=object)
     top = scores[:, 0].astype(float)
     second = scores[:, 1].astype(float) if scores.shape[1] > 1 else np.full(len(titles), -1.0)
     margin = top - second
@@ -110,17 +119,29 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
     if read:
         paths = [(c, " > ".join(p)) for c, p in zip(taxonomy["category_id"], taxonomy["path"])]
         good = todo[~blank].reset_index(drop=True)
-        got = assign(good["title"].tolist(), paths, cfg, encoder) if len(good) else pd.DataFrame()
-        rows = pd.concat([good[["product_id"]], got], axis=1)
+        prepared = prepare(paths, cfg, encoder) if len(good) else None
+        parts = []
+        # Chunks are upserted as they are done: progress survives an interruption (done products are
+        # skipped next run) and the Spark session never sits idle for the whole embedding time.
+        for start in range(0, len(good), cfg.chunk_size):
+            chunk = good.iloc[start:start + cfg.chunk_size].reset_index(drop=True)
+            got = assign(chunk["title"].tolist(), None, cfg, prepared=prepared)
+            part = pd.concat([chunk[["product_id"]], got], axis=1)
+            part["source"], part["taxonomy_source"], part["model"] = cfg.source, cfg.taxonomy_source, tag
+            upsert(spark, lakehouse, "product_categories", part)
+            parts.append(part)
+            log.info("enrich: %d / %d products", min(start + cfg.chunk_size, len(good)), len(good))
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if blank.any():
-            rows = pd.concat([rows, pd.DataFrame({
-                "product_id": todo.loc[blank, "product_id"], "candidate_id": None, "confidence": None,
-                "margin": None, "category_id": None, "status": "no_text", "reason": "product has no title",
-            })], ignore_index=True)
-        rows["source"] = cfg.source
-        rows["taxonomy_source"] = cfg.taxonomy_source
-        rows["model"] = tag
-        upsert(spark, lakehouse, "product_categories", rows)
+            extra = pd.DataFrame({"product_id": todo.loc[blank, "product_id"].tolist()})
+            for col, value in (("candidate_id", None), ("confidence", float("nan")), ("margin", float("nan")),
+                               ("category_id", None), ("status", "no_text"), ("reason", "product has no title")):
+                extra[col] = pd.Series([value] * len(extra), dtype="float64" if col in ("confidence", "margin")
+                                       else "object")
+            extra["source"], extra["taxonomy_source"], extra["model"] = cfg.source, cfg.taxonomy_source, tag
+            upsert(spark, lakehouse, "product_categories", extra)
+            rows = pd.concat([rows.astype({"confidence": "float64", "margin": "float64"}), extra],
+                             ignore_index=True) if len(rows) else extra
     assigned = int((rows["status"] == "assigned").sum()) if len(rows) else 0
     counts = {
         "source": cfg.source, "target_table": "product_categories", "read": read, "accepted": read,

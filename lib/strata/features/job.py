@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from strata.features.attributes import GENERIC_PREFIXES, map_sql, text_attribute_sql
+from strata.features.attributes import BIGRAM_ONLY, GENERIC_PREFIXES, map_sql, text_attribute_sql
 from strata.tables import Lakehouse, spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,6 +87,7 @@ def _mapping_sql() -> str:
 def _brand_lexicon(spark: "SparkSession") -> None:
     """``brand_prefix``: per catalog, title prefixes that look like brands (see attributes module doc)."""
     generic = ", ".join(f"'{w}'" for w in GENERIC_PREFIXES)
+    bigram_only = ", ".join(f"'{w}'" for w in BIGRAM_ONLY)
     spark.sql(
         f"""
         SELECT source, product_id, w[0] AS w1, CASE WHEN size(w) > 1 THEN concat(w[0], ' ', w[1]) END AS w2,
@@ -109,7 +110,12 @@ def _brand_lexicon(spark: "SparkSession") -> None:
                     THEN best2.w2 ELSE f1.w1 END AS brand
         FROM f1 LEFT JOIN best2 ON f1.source = best2.source AND f1.w1 = best2.w1
         WHERE f1.n1 >= {BRAND_MIN_TITLES} AND regexp_extract(f1.w1, '^[A-Za-z][A-Za-z&\\'.-]+$', 0) <> ''
-          AND lower(f1.w1) NOT IN ({generic})
+          AND lower(f1.w1) NOT IN ({generic}) AND lower(f1.w1) NOT IN ({bigram_only})
+        UNION ALL
+        SELECT source, w1, w2 AS brand FROM title_words
+        WHERE lower(w1) IN ({bigram_only}) AND w2 IS NOT NULL
+          AND regexp_extract(w2, '^[A-Za-z]+ [A-Za-z][A-Za-z&\\'-]*$', 0) <> ''
+        GROUP BY source, w1, w2 HAVING count(*) >= {BRAND_MIN_TITLES}
         """
     ).createOrReplaceTempView("brand_prefix")
 
@@ -150,8 +156,10 @@ def product_features(spark: "SparkSession") -> "DataFrame":
                  {src_map} AS attribute_sources
           FROM in_products p
           LEFT JOIN in_product_categories pc ON p.source = pc.source AND p.product_id = pc.product_id
-          LEFT JOIN (SELECT b.source, t.product_id, b.brand FROM brand_prefix b
-                     JOIN title_words t ON b.source = t.source AND b.w1 = t.w1) bp
+          LEFT JOIN (SELECT b.source, t.product_id, max(b.brand) AS brand FROM brand_prefix b
+                     JOIN title_words t ON b.source = t.source AND b.w1 = t.w1
+                      AND (b.brand = t.w1 OR b.brand = t.w2)
+                     GROUP BY b.source, t.product_id) bp
             ON p.source = bp.source AND p.product_id = bp.product_id AND p.brand IS NULL
         )
         SELECT b.source, b.product_id, b.taxonomy_source, b.category_id, t.path AS category_path,
