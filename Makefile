@@ -38,8 +38,10 @@ test-fast: setup
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_embed.py --n 3000 --repeats 3
-	@for b in bench/bench_data.py bench/bench_judge.py; do \
-	  if [ -f $$b ]; then HF_HUB_OFFLINE=1 $(BIN)/python $$b || exit 1; fi; done
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_data.py
+	@if [ -n "$(JUDGE_DIR)" ] && [ -n "$(JUDGE_LH)" ]; then \
+	  HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_judge.py --lakehouse $(JUDGE_LH) --judge $(JUDGE_DIR); \
+	else echo "bench_judge skipped: set JUDGE_LH=<lakehouse> JUDGE_DIR=<trained judge> (strata judge train)"; fi
 
 clean:
 	rm -rf runs .pytest_cache
