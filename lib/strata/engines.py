@@ -20,6 +20,23 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+def _init_with_retry(ray: Any, kwargs: dict[str, Any], attempts: int = 3) -> None:
+    """``ray.init`` with retries: on a small, busy machine a local cluster's GCS/raylet can miss its
+    start-up deadline (seen with 2 cores and another local Ray alive); a second start usually succeeds."""
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as e:  # noqa: BLE001 - Ray raises several types for a failed start
+            if attempt == attempts or "address" in kwargs and kwargs["address"] not in (None, "local"):
+                raise
+            log.warning("Ray failed to start (attempt %d/%d): %s; retrying", attempt, attempts, e)
+            ray.shutdown()
+            time.sleep(2 * attempt)
+
+
 class Engines:
     """Lazy Spark + Ray for one run. ``with Engines(cfg) as eng: eng.spark ...; eng.ray()``."""
 
@@ -86,9 +103,10 @@ class Engines:
                 "logging_level": logging.WARNING,
             }
             if address:
-                ray.init(address=address, **kwargs)
+                kwargs["address"] = address
             else:
-                ray.init(num_cpus=self.config.ray_num_cpus, **kwargs)
+                kwargs["num_cpus"] = self.config.ray_num_cpus
+            _init_with_retry(ray, kwargs)
             self._ray_started = True
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = True
