@@ -207,22 +207,15 @@ def load_bestbuy_small(
     train = find_optional(folder, ("train.csv.gz", "train.csv"))
     if train is None:
         raise SourceSchemaError(f"{folder}: no click log (train.csv.gz or train.csv)")
-    if not logs:
-        out = Collector(ADAPTER, ("products", "taxonomy"))
-        catalog = find_optional(folder, CATALOG_FILES)
-        if catalog is not None:
-            _load_catalog(catalog, out, limit)
-        out.resolve_conflicts("products", compare=("title", "description", "brand", "category_id", "attributes"))
-        out.resolve_conflicts("taxonomy", compare=("parent_id", "name", "path"))
-        return out.result()
-    out = Collector(ADAPTER, ("search_events", "products", "taxonomy"))
-    _load_log(train, out, clicks=True, limit=limit)
-    test = find_optional(folder, ("test.csv.gz", "test.csv"))
-    if test is not None:
-        _load_log(test, out, clicks=True, limit=limit)
-    unlabeled = find_optional(folder, ("queries_unlabeled.csv.gz", "queries_unlabeled.csv"))
-    if unlabeled is not None:
-        _load_log(unlabeled, out, clicks=False, limit=limit)
+    out = Collector(ADAPTER, ("search_events", "products", "taxonomy") if logs else ("products", "taxonomy"))
+    if logs:
+        _load_log(train, out, clicks=True, limit=limit)
+        test = find_optional(folder, ("test.csv.gz", "test.csv"))
+        if test is not None:
+            _load_log(test, out, clicks=True, limit=limit)
+        unlabeled = find_optional(folder, ("queries_unlabeled.csv.gz", "queries_unlabeled.csv"))
+        if unlabeled is not None:
+            _load_log(unlabeled, out, clicks=False, limit=limit)
     catalog = find_optional(folder, CATALOG_FILES)
     if catalog is not None:
         _load_catalog(catalog, out, limit)
