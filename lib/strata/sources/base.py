@@ -113,6 +113,16 @@ class Collector:
         for t in tables:
             self._read[t] += 1
 
+    def readable(self, table: str, records: Iterable[Any], limit: int | None) -> Iterator[Any]:
+        """The first ``limit`` records, each counted as read; unreadable ones go to quarantine with the
+        parser's reason and are not yielded, so callers only see records whose ``fields`` parsed."""
+        for rec in take(records, limit):
+            self.read(table)
+            if rec.fields is None:
+                self.reject(table, rec.location, rec.raw, rec.problem or "unreadable")
+                continue
+            yield rec
+
     def accept(self, table: str, location: str, *rows: dict[str, Any]) -> None:
         """One record accepted; it may yield several rows."""
         self._accepted[table] += 1

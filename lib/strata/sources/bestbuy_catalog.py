@@ -99,12 +99,8 @@ def _last_id(value: str | None) -> str | None:
 def _load_categories(file: Path, out: Collector, limit: int | None) -> None:
     data, name = read_bytes(file)
     _, records = read_delimited(data, name, delimiter=",", required=CATEGORY_COLUMNS)
-    for rec in take(records, limit):
-        out.read("taxonomy")
+    for rec in out.readable("taxonomy", records, limit):
         f = rec.fields
-        if f is None:
-            out.reject("taxonomy", rec.location, rec.raw, rec.problem or "unreadable")
-            continue
         cid, cname = f["categoryID"].strip(), f["categoryName"].strip()
         levels = [
             (f[f"categoryIdLevel{i}"].strip(), f[f"categoryNameLevel{i}"].strip()) for i in range(1, LEVELS + 1)

@@ -70,12 +70,8 @@ def _event(kind: str, user: str, ts: datetime, session: str, query: str, product
 def _load_log(file: Path, out: Collector, *, clicks: bool, limit: int | None) -> None:
     data, name = read_bytes(file)
     _, records = read_delimited(data, name, delimiter=",", required=CLICK_COLUMNS if clicks else SEARCH_COLUMNS)
-    for rec in take(records, limit):
-        out.read("search_events")
+    for rec in out.readable("search_events", records, limit):
         f = rec.fields
-        if f is None:
-            out.reject("search_events", rec.location, rec.raw, rec.problem or "unreadable")
-            continue
         user, query, sku = f["user"].strip(), f["query"], f.get("sku", "").strip()
         missing = [c for c in (CLICK_COLUMNS if clicks else SEARCH_COLUMNS) if not f[c].strip()]
         query_ts = _timestamp(f["query_time"])

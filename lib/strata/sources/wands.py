@@ -134,12 +134,8 @@ def _load_labels(
 ) -> None:
     data, name = read_bytes(file)
     _, records = read_delimited(data, name, delimiter="\t", required=LABEL_COLUMNS)
-    for rec in take(records, limit):
-        out.read("labels")
+    for rec in out.readable("labels", records, limit):
         f = rec.fields
-        if f is None:
-            out.reject("labels", rec.location, rec.raw, rec.problem or "unreadable")
-            continue
         qid, pid, label = f["query_id"].strip(), f["product_id"].strip(), f["label"].strip()
         grade = GRADES.get(label.lower())
         if not qid or not pid:
