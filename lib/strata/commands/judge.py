@@ -47,12 +47,14 @@ def train(
                                              "(a random sample by query)"),
     threads: Optional[int] = typer.Option(None, "--threads"),
     layers: Optional[int] = typer.Option(None, "--layers", help="keep only the first N MiniLM layers"),
+    stack_fraction: float = typer.Option(0.25, "--stack-fraction", help="share of training queries held out "
+                                         "from the cross-encoder to fit the grade head on (0 = no head)"),
 ) -> None:
     """Fine-tune the distilled judge on the labels table's train split; report agreement on the dev split."""
     import numpy as np
 
     from strata.judge.calibrate import calibration_report, write_report
-    from strata.judge.distilled import META_FILE, DistilledJudge, load_pairs, train_distilled
+    from strata.judge.distilled import META_FILE, DistilledJudge, catalog_texts, load_pairs, train_judge
     from strata.tables import Lakehouse
 
     _logging()
@@ -65,8 +67,8 @@ def train(
     if tr.empty:
         console.print("[red]error:[/red] no train-split labels with product text")
         raise typer.Exit(2)
-    res = train_distilled(
-        tr, out, name=name, base=base, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+    res = train_judge(
+        tr, out, catalog_texts(lh), stack_fraction=stack_fraction, name=name, base=base, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         max_seconds=max_seconds, max_pairs=max_pairs, threads=threads, layers=layers,
         data_version={"lakehouse": str(lh.root), "labels": lh.version("labels"),
                       "products": lh.version("products"), "source": source},

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from strata.judge.grade_head import GradeHead, fit_grade_head
+from strata.judge.pair_features import FEATURE_NAMES, TokenStats, feature_matrix
 from strata.judge.protocol import JudgeInput, JudgeOutput, PreparedInput, judge_scored
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,24 @@ def pair_text(p: PreparedInput) -> str:
 
 
 HEAD_FILE = "head.safetensors"
+HEAD_FEATURES = ("ce_p_irrelevant", "ce_p_partial", "ce_p_exact", *FEATURE_NAMES, "biencoder_cosine")
+
+
+def head_features(ce_probs: np.ndarray, queries: list[str], texts: list[str], stats: TokenStats,
+                  encoder: Any, batch_size: int = 128) -> np.ndarray:
+    """The grade head's input row per pair (``HEAD_FEATURES`` order)."""
+    from strata.embed.encoder import encode
+
+    # Encode each distinct string once: candidate lists repeat the query, and catalogs repeat titles.
+    uq = list(dict.fromkeys(queries))
+    ut = list(dict.fromkeys(texts))
+    eq = encode(encoder, uq, batch_size=batch_size)
+    et = encode(encoder, ut, batch_size=batch_size)
+    qi = {q: i for i, q in enumerate(uq)}
+    ti = {t: i for i, t in enumerate(ut)}
+    cos = np.einsum("ij,ij->i", eq[[qi[q] for q in queries]], et[[ti[t] for t in texts]])
+    lex = feature_matrix(queries, texts, stats)
+    return np.hstack([np.asarray(ce_probs, dtype=np.float32), lex, cos[:, None].astype(np.float32)])
 
 
 def _mean_pool_model(backbone: Any, n_labels: int = 3) -> Any:
@@ -64,9 +84,14 @@ def _mean_pool_model(backbone: Any, n_labels: int = 3) -> Any:
     return MeanPoolClassifier()
 
 
+TOKEN_STATS_FILE = "token_stats.json"
+
+
 def _weights_sha(folder: Path) -> str:
+    """Version = hash of everything that decides a score: weights (cross-encoder, head) and token stats."""
     digest = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")):
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob(TOKEN_STATS_FILE))
+    for f in files:
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
@@ -106,8 +131,36 @@ class DistilledJudge:
         else:
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 str(self.folder), local_files_only=True).to(device).eval()
+        self.grade_head = None
+        if GradeHead.exists(self.folder) and self.meta.get("grade_head"):
+            self._load_grade_head()
+
+    def _load_grade_head(self) -> None:
+        from strata.embed.encoder import load_encoder, model_id
+
+        spec = self.meta["grade_head"]
+        found = model_id(spec["encoder"])
+        if found != spec["encoder_id"]:
+            raise ValueError(f"{self.folder}: the grade head was fitted with encoder {spec['encoder_id']}, "
+                             f"but {spec['encoder']!r} is now {found}; retrain the judge")
+        self.grade_head = GradeHead.load(self.folder)
+        self.token_stats = TokenStats.load(self.folder / TOKEN_STATS_FILE)
+        self.encoder = load_encoder(spec["encoder"], max_seq_length=spec.get("encoder_max_seq_length"),
+                                    device=self.device)
+
+    def cross_encoder_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
+        """Grade probabilities of the fine-tuned cross-encoder alone (no grade head)."""
+        return self._ce_proba(queries, products)
 
     def predict_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
+        """Grade probabilities: the cross-encoder's, refined by the grade head when the judge has one."""
+        ce = self._ce_proba(queries, products)
+        if self.grade_head is None or len(ce) == 0:
+            return ce
+        X = head_features(ce, list(queries), list(products), self.token_stats, self.encoder)
+        return self.grade_head.predict_proba(X)
+
+    def _ce_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
         import torch
 
         out = []
@@ -157,13 +210,24 @@ def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
     catalog = {"bestbuy-small": "bestbuy"}
     labels = labels.assign(catalog=labels["source"].map(lambda s: catalog.get(s, s)))
     products = products.assign(
-        product_text=[" ".join(x for x in (t or "", d or "") if x).strip()
-                      for t, d in zip(products["title"], products["description"])]
-    )
+        product_text=_product_texts(products))
     df = labels.merge(products[["product_id", "source", "product_text"]],
                       left_on=["catalog", "product_id"], right_on=["source", "product_id"],
                       how="inner", suffixes=("", "_p"))
     return df[["source", "query", "query_norm", "product_id", "product_text", "grade", "split"]].reset_index(drop=True)
+
+
+def catalog_texts(lakehouse: Any, source: str | None = None) -> list[str]:
+    """Every product's judge text (title + description), for the token statistics of the grade head."""
+    products = lakehouse.read_arrow("products", columns=["source", "title", "description"]).to_pandas()
+    if source:
+        products = products[products["source"] == source]
+    return _product_texts(products)
+
+
+def _product_texts(products: Any) -> list[str]:
+    return [" ".join(x for x in (t or "", d or "") if x).strip()
+            for t, d in zip(products["title"], products["description"])]
 
 
 def train_distilled(
@@ -307,3 +371,65 @@ def train_distilled(
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
     log.info("train: saved %s (%d pairs seen in %.0fs)", out, seen, secs)
     return TrainResult(out, meta["judge_id"], len(idx), seen, secs, meta)
+
+
+def stack_split(query_norms: Sequence[str], fraction: float, salt: str = "judge-stack-v1") -> np.ndarray:
+    """True for pairs whose query falls in the grade head's share (a stable hash of the normalised query, so
+    the cross-encoder never sees a query the head is fitted on)."""
+    from strata.text import query_bucket
+
+    return np.array([query_bucket(q, salt) < fraction for q in query_norms], dtype=bool)
+
+
+def train_judge(
+    pairs: "Any",
+    out: str | Path,
+    catalog_texts: Sequence[str],
+    stack_fraction: float = 0.25,
+    encoder: str = "baseline",
+    encoder_max_seq_length: int | None = 48,
+    seed: int = 13,
+    **ce_kwargs: Any,
+) -> TrainResult:
+    """Train the distilled judge: the cross-encoder on (1 - ``stack_fraction``) of the training queries, then
+    the grade head on the rest (cross-encoder probabilities + lexical features + bi-encoder cosine).
+
+    ``stack_fraction=0`` trains the cross-encoder alone on every pair. ``catalog_texts`` (all product texts)
+    give the token document frequencies the lexical features weight words by.
+    """
+    if not 0.0 <= stack_fraction < 1.0:
+        raise ValueError(f"stack_fraction must be in [0, 1) (got {stack_fraction})")
+    if stack_fraction == 0.0:
+        return train_distilled(pairs, out, seed=seed, **ce_kwargs)
+    from strata.embed.encoder import load_encoder, model_id
+
+    held = stack_split([str(q) for q in pairs["query_norm"]], stack_fraction)
+    ce_pairs, head_pairs = pairs[~held], pairs[held]
+    if len(ce_pairs) == 0 or len(head_pairs) < 10:
+        raise ValueError(f"stack split left {len(ce_pairs)} cross-encoder and {len(head_pairs)} head pairs; "
+                         "need both (more labels or another --stack-fraction)")
+    res = train_distilled(ce_pairs, out, seed=seed, **ce_kwargs)
+    t0 = time.perf_counter()
+    judge = DistilledJudge(res.folder, threads=ce_kwargs.get("threads"))
+    hq = [str(q) for q in head_pairs["query"]]
+    ht = [str(t) for t in head_pairs["product_text"]]
+    ce = judge.cross_encoder_proba(hq, ht)
+    stats = TokenStats.from_texts(catalog_texts)
+    stats.save(res.folder / TOKEN_STATS_FILE)
+    enc = load_encoder(encoder, max_seq_length=encoder_max_seq_length)
+    X = head_features(ce, hq, ht, stats, enc)
+    head = fit_grade_head(X, head_pairs["grade"].to_numpy(), HEAD_FEATURES, seed=seed)
+    head.save(res.folder)
+    head_secs = time.perf_counter() - t0
+    meta = json.loads((res.folder / META_FILE).read_text())
+    meta["version"] = _weights_sha(res.folder)
+    meta["judge_id"] = f"{meta['name']}@{meta['version']}"
+    meta["grade_head"] = {
+        "encoder": encoder, "encoder_id": model_id(encoder), "encoder_max_seq_length": encoder_max_seq_length,
+        "features": list(HEAD_FEATURES), "stack_fraction": stack_fraction, "cross_encoder_pairs": int(len(ce_pairs)),
+        "head_pairs": int(len(head_pairs)), "catalog_texts": int(stats.n_docs), "seconds": round(head_secs, 1),
+        **head.metrics,
+    }
+    (res.folder / META_FILE).write_text(json.dumps(meta, indent=2))
+    log.info("judge: grade head on %d pairs in %.0fs -> %s", len(head_pairs), head_secs, meta["judge_id"])
+    return TrainResult(res.folder, meta["judge_id"], len(pairs), res.seen_pairs, res.seconds + head_secs, meta)
