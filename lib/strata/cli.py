@@ -147,6 +147,9 @@ _COMMAND_MODULES = (
     "strata.commands.embed",
     "strata.commands.evaluate",
     "strata.commands.judge",
+    "strata.commands.mine",
+    "strata.commands.train",
+    "strata.commands.submit",
 )
 
 

@@ -112,7 +112,9 @@ class EvalConfig(_Model):
     max_queries: int | None = Field(None, ge=1, description="cap dev queries (demo); None = all")
 
 
-from strata.judge.backends import JudgeConfig  # noqa: E402  (its module imports nothing from config)
+from strata.judge.backends import JudgeConfig
+from strata.mine.config import MineConfig  # noqa: E402  (its module imports nothing from config)
+from strata.train.config import TrainConfig  # noqa: E402
 
 
 class StrataConfig(_Model):
@@ -126,6 +128,8 @@ class StrataConfig(_Model):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    mine: MineConfig = Field(default_factory=MineConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = 13
 
 

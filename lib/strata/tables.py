@@ -309,6 +309,37 @@ JUDGE_AUDIT = TableSpec(
 
 JUDGE_TABLES = (JUDGMENTS, JUDGE_AUDIT)
 
+# mining (issue 5)
+TRAINING_EXAMPLES = TableSpec(
+    "training_examples",
+    pa.schema(
+        [
+            ("catalog", _STR),
+            ("query", _STR),
+            ("query_norm", _STR),
+            ("product_id", _STR),
+            ("grade", pa.int32()),
+            ("source", _STR),
+            ("mined_from", _STR),
+            ("rank", pa.int32()),
+            ("score", pa.float64()),
+            ("positive_score", pa.float64()),
+            ("judge_grade", pa.int32()),
+            ("judge_p2", pa.float64()),
+            ("judge_id", _STR),
+            ("model_id", _STR),
+            ("synthetic", pa.bool_()),
+        ]
+    ),
+    ("catalog", "query_norm", "product_id"),
+    "Training tuples for both stages: one graded (query, product) per row with its provenance. source: human | "
+    "engagement | judge (a mined candidate the judge graded 1-2) | taxonomy_sibling | attribute_flip | cousin | "
+    "random | ann; mined_from = the mining route of a judge row; score = query-product cosine of model_id. "
+    "Rewritten whole by each mining run (no run id column), so the same inputs give the same table.",
+)
+
+MINE_TABLES = (TRAINING_EXAMPLES,)
+
 QUARANTINE = TableSpec(
     "quarantine",
     pa.schema(
@@ -349,6 +380,7 @@ TABLES: dict[str, TableSpec] = {
         QUARANTINE, INGEST_LOG,
         *FEATURES_TABLES,  # features (issue 3)
         *JUDGE_TABLES,  # judge (issue 4)
+        *MINE_TABLES,  # mining (issue 5)
     )
 }
 

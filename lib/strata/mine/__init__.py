@@ -1,0 +1,1 @@
+"""Hard-negative mining: structured (taxonomy/attribute) and ANN candidates -> ``training_examples``."""

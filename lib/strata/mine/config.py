@@ -1,0 +1,44 @@
+"""Mining knobs (``mine:`` in a profile): how many candidates of each kind per query, the ANN rank window,
+the margin rule, the judge guard and per-query caps."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Route precedence when two routes propose the same product for a query: the harder route keeps it.
+ROUTES = ("ann", "attribute_flip", "taxonomy_sibling", "cousin", "random")
+
+
+class MineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("baseline", description="the encoder whose neighbours are mined ('baseline' or a dir)")
+    catalogs: list[str] = Field(default_factory=list, description="catalog namespaces to mine ([] = all with seeds)")
+    n_sibling: int = Field(2, ge=0, description="products from sibling categories of a positive's category")
+    n_attribute: int = Field(2, ge=0, description="same category, another value of an attribute the query names")
+    n_cousin: int = Field(1, ge=0, description="products from cousin categories")
+    n_random: int = Field(2, ge=0, description="products from categories none of the positives is in")
+    n_ann: int = Field(5, ge=0, description="nearest neighbours taken from the rank window")
+    rank_min: int = Field(5, ge=0, description="ANN ranks [rank_min, rank_max) are candidates (0 = best)")
+    rank_max: int = Field(50, ge=1)
+    index: str = Field("auto", description="auto | flat | hnsw (auto: exact below 200k products)")
+    recall_sample: int = Field(200, ge=0, description="queries whose ANN recall@rank_max is checked vs exact")
+    absolute_margin: float | None = Field(0.05, description="without a judge: drop a negative scoring above "
+                                          "positive_score - absolute_margin")
+    relative_margin: float | None = Field(None, description="without a judge: drop a negative scoring above "
+                                          "positive_score * (1 - relative_margin)")
+    use_judge: bool = Field(True, description="re-annotate mined candidates with the configured judge")
+    engagement_exact_clicks: int = Field(2, ge=1, description="clicks for an engagement pair to count as exact "
+                                         "(fewer: partial)")
+    max_per_query: int = Field(40, ge=1, description="cap on examples per query (human/engagement kept first)")
+    max_queries: int | None = Field(None, ge=1, description="mine at most N seed queries per catalog "
+                                    "(stable hash order); None = all")
+    seed: int = 13
+
+    @model_validator(mode="after")
+    def _window(self) -> "MineConfig":
+        if self.rank_max <= self.rank_min:
+            raise ValueError(f"rank_max ({self.rank_max}) must exceed rank_min ({self.rank_min})")
+        if self.index not in ("auto", "flat", "hnsw"):
+            raise ValueError(f"index must be auto, flat or hnsw (got {self.index!r})")
+        return self

@@ -1,0 +1,224 @@
+"""The mining job: seeds -> structured + ANN candidates -> false-negative guard -> ``training_examples``.
+
+Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates); the driver holds one
+catalog's vectors at a time for FAISS. The table is rewritten whole (overwrite), rows sorted by key, so
+mining twice with the same inputs and seed gives the same table, and a killed run leaves the previous
+version in place (Delta commits atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from strata.config import EmbedConfig, SplitConfig
+from strata.embed.stage import product_text
+from strata.mine.ann import ann_candidates, embed_space
+from strata.mine.config import ROUTES, MineConfig
+from strata.mine.guard import apply_judgments, margin_rule
+from strata.mine.seeds import seed_examples
+from strata.mine.structured import structured_candidates
+from strata.tables import Lakehouse, spec
+from strata.text import query_bucket
+
+log = logging.getLogger(__name__)
+
+# Order in which a query's examples survive the per-query cap.
+SOURCE_PRIORITY = ("human", "engagement", "judge", *ROUTES)
+
+
+@dataclass
+class MineResult:
+    rows: int
+    by_source: dict[str, int]
+    removed: dict[str, int]
+    index: list[dict]
+    judge: dict[str, Any] | None
+    model_id: str
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    table_version: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def _feature_views(spark: Any, lakehouse: Lakehouse) -> None:
+    from strata.features.job import _view
+
+    _view(lakehouse, spark, "products", required=True)
+    for name in ("product_features", "taxonomy_neighbours", "query_attributes"):
+        if not _view(lakehouse, spark, name, required=False):
+            log.warning("mine: no %s table (run strata features): structured routes using it yield nothing", name)
+
+
+def _limit_queries(seeds: pd.DataFrame, cfg: MineConfig) -> pd.DataFrame:
+    if not cfg.max_queries:
+        return seeds
+    keep = []
+    for _, grp in seeds.groupby("catalog", sort=True):
+        qs = sorted(grp["query_norm"].unique(), key=lambda q: query_bucket(q, f"mine-{cfg.seed}"))
+        keep.append(grp[grp["query_norm"].isin(set(qs[: cfg.max_queries]))])
+    return pd.concat(keep, ignore_index=True) if keep else seeds.iloc[:0]
+
+
+def _cap(examples: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, int]:
+    prio = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
+    ex = examples.assign(_p=examples["source"].map(prio).fillna(len(prio)),
+                         _r=pd.to_numeric(examples["rank"], errors="coerce").fillna(-1))
+    ex = ex.sort_values(["catalog", "query_norm", "_p", "_r", "product_id"], kind="stable")
+    ex["_k"] = ex.groupby(["catalog", "query_norm"]).cumcount()
+    kept = ex[ex["_k"] < cap].drop(columns=["_p", "_r", "_k"])
+    return kept, int(len(ex) - len(kept))
+
+
+def summarize(examples: pd.DataFrame) -> dict[str, Any]:
+    """Per source: rows, share, grade distribution, judge grade distribution, similarity to the query."""
+    out: dict[str, Any] = {"rows": int(len(examples)), "queries": int(examples["query_norm"].nunique()),
+                           "sources": {}}
+    for src, g in examples.groupby("source", sort=True):
+        s = g["score"].astype(float)
+        out["sources"][src] = {
+            "rows": int(len(g)),
+            "share": round(len(g) / max(len(examples), 1), 4),
+            "grades": {int(k): int(v) for k, v in g["grade"].value_counts().sort_index().items()},
+            "judge_grades": {int(k): int(v) for k, v in g["judge_grade"].dropna().astype(int)
+                             .value_counts().sort_index().items()},
+            "mean_score": round(float(s.mean()), 4) if s.notna().any() else None,
+            "median_score": round(float(s.median()), 4) if s.notna().any() else None,
+        }
+    return out
+
+
+def run_mining(
+    engines: Any,
+    lakehouse: Lakehouse,
+    cfg: MineConfig,
+    split: SplitConfig,
+    embed_cfg: EmbedConfig,
+    judge_cfg: Any = None,
+    run_id: str = "mine",
+    use_ray: bool = True,
+) -> MineResult:
+    """Mine every seeded catalog and overwrite ``training_examples``; returns counts and timings."""
+    from pyspark.sql import functions as F
+
+    from strata.evaluate.retrievers import DenseRetriever
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    spark = engines.spark
+    seeds = seed_examples(spark, lakehouse, split, cfg.engagement_exact_clicks).toPandas()
+    if cfg.catalogs:
+        seeds = seeds[seeds["catalog"].isin(cfg.catalogs)]
+    seeds = _limit_queries(seeds, cfg)
+    seeds = seeds.sort_values(["catalog", "query_norm", "product_id", "origin", "query"]).reset_index(drop=True)
+    # One raw query text per normalised query (the first in sort order), used for embedding and output.
+    qtext = seeds.groupby(["catalog", "query_norm"], sort=False)["query"].first()
+    seeds["query"] = [qtext[(c, q)] for c, q in zip(seeds["catalog"], seeds["query_norm"])]
+    if seeds.empty:
+        raise ValueError("mine: no seed examples (train-split labels or engagement) for the chosen catalogs")
+    catalogs = sorted(seeds["catalog"].unique())
+    timings["seeds"] = time.perf_counter() - t0
+    log.info("mine: %d seed pairs, %d queries, catalogs %s", len(seeds), seeds["query_norm"].nunique(), catalogs)
+
+    t = time.perf_counter()
+    _feature_views(spark, lakehouse)
+    spark.createDataFrame(seeds[["source", "catalog", "query", "query_norm", "product_id", "grade", "origin"]]
+                          ).createOrReplaceTempView("mine_seeds")
+    n_products = spark.table("in_products").where(F.col("source").isin(catalogs)).count()
+    structured = structured_candidates(spark, cfg, n_products).toPandas()
+    timings["structured"] = time.perf_counter() - t
+
+    dense = DenseRetriever(cfg.model, embed_cfg, engines if use_ray else None, name="mine")
+    model_id = dense.model_id
+    index_stats, cand_parts, seed_scores = [], [], []
+    products_all = spark.table("in_products").where(F.col("source").isin(catalogs)).select(
+        "source", "product_id", "title", "description")
+    t = time.perf_counter()
+    texts_by_catalog: dict[str, dict[str, str]] = {}
+    for catalog in catalogs:
+        prods = products_all.where(F.col("source") == catalog).orderBy("product_id").toPandas()
+        texts = [product_text(a, b) for a, b in zip(prods["title"], prods["description"])]
+        texts_by_catalog[catalog] = dict(zip(prods["product_id"], texts))
+        cs = seeds[seeds["catalog"] == catalog]
+        space = embed_space(catalog, list(prods["product_id"]), texts, list(cs["query"]), dense.embed)
+        ann, stats = ann_candidates(space, cs, cfg)
+        index_stats.append(stats)
+        st = structured[structured["catalog"] == catalog].assign(rank=np.nan)
+        cands = pd.concat([ann, st], ignore_index=True)
+        cands["_p"] = cands["route"].map({r: i for i, r in enumerate(ROUTES)})
+        cands = (cands.sort_values(["query_norm", "product_id", "_p"], kind="stable")
+                 .drop_duplicates(["query_norm", "product_id"]).drop(columns="_p"))
+        cands["score"] = space.cosine(list(cands["query"]), list(cands["product_id"]))
+        seeded = cs.copy()
+        seeded["score"] = space.cosine(list(cs["query"]), list(cs["product_id"]))
+        best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].max()
+        cands["positive_score"] = cands["query_norm"].map(best)
+        seeded["positive_score"] = seeded["query_norm"].map(best)
+        cand_parts.append(cands)
+        seed_scores.append(seeded)
+    cands = pd.concat(cand_parts, ignore_index=True)
+    seeded = pd.concat(seed_scores, ignore_index=True)
+    timings["ann"] = time.perf_counter() - t
+    removed: dict[str, int] = {"candidates": int(len(cands))}
+
+    t = time.perf_counter()
+    judge_summary = None
+    if judge_cfg is not None and cfg.use_judge:
+        from strata.judge.backends import judge_identity
+        from strata.judge.job import run_judging
+
+        judge_id, _ = judge_identity(judge_cfg)
+        todo = cands.assign(product_text=[texts_by_catalog[c].get(p, "") for c, p in
+                                          zip(cands["catalog"], cands["product_id"])], category=None)
+        judge_summary = run_judging(engines, lakehouse, todo, judge_cfg, run_id, use_ray=use_ray)
+        judged = lakehouse.read(spark, "judgments").where(F.col("judge_id") == judge_id).select(
+            "query_norm", "product_id", "grade", "p2", "judge_id", "status").toPandas()
+        mined, jstats = apply_judgments(cands, judged)
+        judge_summary.update(jstats)
+        removed["unjudged"] = jstats["unjudged_dropped"]
+    else:
+        kept, rm = margin_rule(cands, cfg)
+        removed.update(rm)
+        mined = kept.assign(grade=0, source=kept["route"], mined_from=None, judge_grade=np.nan,
+                            judge_p2=np.nan, judge_id=None)
+    timings["guard"] = time.perf_counter() - t
+
+    human = seeded.assign(source=seeded["origin"], mined_from=None, rank=np.nan, judge_grade=np.nan,
+                          judge_p2=np.nan, judge_id=None)
+    examples = pd.concat([human, mined], ignore_index=True)
+    examples, capped = _cap(examples, cfg.max_per_query)
+    removed["per_query_cap"] = capped
+    examples = examples.assign(model_id=model_id, synthetic=False)
+    examples = examples.sort_values(["catalog", "query_norm", "product_id"]).reset_index(drop=True)
+    cols = spec("training_examples").schema.names
+    examples["rank"] = examples["rank"].astype("Int64")
+    examples["judge_grade"] = examples["judge_grade"].astype("Int64")
+    t = time.perf_counter()
+    lakehouse.write(lakehouse.to_spark(spark, "training_examples", examples[cols]), "training_examples",
+                    mode="overwrite")
+    timings["write"] = time.perf_counter() - t
+    by_source = {str(k): int(v) for k, v in examples["source"].value_counts().sort_index().items()}
+    res = MineResult(int(len(examples)), by_source, removed, index_stats, judge_summary, model_id,
+                     round(time.perf_counter() - t0, 2), {k: round(v, 2) for k, v in timings.items()},
+                     lakehouse.version("training_examples"))
+    log.info("mine: %d examples %s; removed %s; %.1fs", res.rows, by_source, removed, res.seconds)
+    return res
+
+
+def mining_report(lakehouse: Lakehouse, out: str | Path | None = None) -> dict[str, Any]:
+    """``summarize`` of the current ``training_examples`` (per catalog and overall), optionally as JSON."""
+    df = lakehouse.read_arrow("training_examples").to_pandas()
+    rep = {"overall": summarize(df),
+           "catalogs": {c: summarize(g) for c, g in df.groupby("catalog", sort=True)}}
+    if out:
+        Path(out).write_text(json.dumps(rep, indent=2))
+    return rep

@@ -1,0 +1,74 @@
+"""Seed examples: the graded (query, product) pairs mining starts from, train split only.
+
+Human labels keep their grade (0 included: a human-judged irrelevant pair is the best negative there is).
+Engagement pairs come from ``query_product_engagement``: a product clicked ``engagement_exact_clicks`` times
+or more for a query is exact (2), fewer clicks partial (1). Dev-split queries (same hash split as the
+labels) never seed training, so the dev set stays unseen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from strata.config import SplitConfig
+from strata.features.job import EVENT_PRODUCT_SOURCE
+from strata.tables import Lakehouse
+from strata.text import split_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+SEED_COLUMNS = ("source", "catalog", "query", "query_norm", "product_id", "grade", "origin")
+
+
+def catalog_of(source: str) -> str:
+    """The products namespace a label/event source's product ids live in."""
+    return EVENT_PRODUCT_SOURCE.get(source, source)
+
+
+def _catalog_case(col: str) -> str:
+    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in EVENT_PRODUCT_SOURCE.items())
+    return f"CASE {col} {whens} ELSE {col} END" if whens else col
+
+
+def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfig,
+                  exact_clicks: int = 2) -> "DataFrame":
+    """Human train labels + engagement pairs of train-split queries, as one Spark DataFrame (``SEED_COLUMNS``)."""
+    parts = []
+    if lakehouse.exists("labels"):
+        lakehouse.read(spark, "labels").createOrReplaceTempView("mine_labels")
+        parts.append(spark.sql(f"""
+            SELECT source, {_catalog_case('source')} AS catalog, query, query_norm, product_id, grade,
+                   'human' AS origin
+            FROM mine_labels WHERE split = 'train' AND query_norm IS NOT NULL AND query_norm <> ''"""))
+    if lakehouse.exists("query_product_engagement"):
+        eng = lakehouse.read(spark, "query_product_engagement")
+        eng.createOrReplaceTempView("mine_engagement")
+        # The split is the labels' sha1 hash; computed here on the distinct queries only (small).
+        queries = [r.query_norm for r in eng.select("query_norm").distinct().collect() if r.query_norm]
+        train = pd.DataFrame({"query_norm": [q for q in queries
+                                             if split_of(q, split.dev_fraction, split.salt) == "train"]})
+        spark.createDataFrame(train if len(train) else pd.DataFrame({"query_norm": pd.Series([], dtype=str)}),
+                              schema="query_norm string").createOrReplaceTempView("mine_train_queries")
+        parts.append(spark.sql(f"""
+            SELECT e.source, {_catalog_case('e.source')} AS catalog, e.query_norm AS query, e.query_norm,
+                   e.product_id, CAST(CASE WHEN e.clicks >= {int(exact_clicks)} THEN 2 ELSE 1 END AS INT) AS grade,
+                   'engagement' AS origin
+            FROM mine_engagement e JOIN mine_train_queries t ON e.query_norm = t.query_norm
+            WHERE e.clicks >= 1"""))
+    if not parts:
+        raise FileNotFoundError(f"{lakehouse.root}: no labels or query_product_engagement table to mine from "
+                                "(run strata ingest and strata features)")
+    df = parts[0]
+    for p in parts[1:]:
+        df = df.unionByName(p)
+    df.createOrReplaceTempView("mine_seeds_all")
+    # One row per (catalog, query, product): a human label wins over engagement for the same pair.
+    return spark.sql("""
+        SELECT source, catalog, query, query_norm, product_id, grade, origin FROM (
+          SELECT *, row_number() OVER (PARTITION BY catalog, query_norm, product_id
+                                       ORDER BY CASE origin WHEN 'human' THEN 0 ELSE 1 END, grade DESC,
+                                                source, query) AS r
+          FROM mine_seeds_all) WHERE r = 1""")

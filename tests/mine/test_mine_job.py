@@ -1,0 +1,70 @@
+"""The mining job end to end on a hand-made lakehouse (routes are hand-computable) — embedded Sail, no Ray."""
+
+import pandas as pd
+import pytest
+
+from strata.config import EmbedConfig, SplitConfig
+from strata.mine.config import MineConfig
+from strata.mine.inspect import query_examples
+from strata.mine.job import mining_report, run_mining
+from strata.tables import Lakehouse
+
+
+def _mine(engines, lh, **over):
+    cfg = MineConfig(**{"absolute_margin": None, "n_sibling": 2, "n_attribute": 2, "n_cousin": 1, "n_random": 2,
+                        "n_ann": 0, **over})
+    return run_mining(engines, lh, cfg, SplitConfig(), EmbedConfig(max_seq_length=32), None, "t", use_ray=False)
+
+
+def test_structured_routes_follow_taxonomy_and_attributes(engines, mine_lakehouse):
+    lh = Lakehouse(mine_lakehouse)
+    res = _mine(engines, lh)
+    ex = lh.read_arrow("training_examples").to_pandas().set_index("product_id")
+    assert set(ex["query_norm"]) == {"stainless steel microwave"}  # the dev query never seeds training
+    assert ex.loc["p1", ["source", "grade"]].tolist() == ["human", 2]
+    assert ex.loc["p8", ["source", "grade"]].tolist() == ["human", 0]
+    # same category (microwaves), another colour than the query's "stainless steel"
+    assert sorted(ex.index[ex["source"] == "attribute_flip"]) == ["p2", "p3"]
+    assert sorted(ex.index[ex["source"] == "taxonomy_sibling"]) == ["p4", "p5"]  # ranges: sibling category
+    assert list(ex.index[ex["source"] == "cousin"]) == ["p6"]
+    assert list(ex.index[ex["source"] == "random"]) == ["p7"]  # p8 is already a labelled pair
+    assert (ex.loc[ex["source"] != "human", "grade"] == 0).all()
+    assert ex["score"].notna().all() and (ex["model_id"].str.startswith("all-MiniLM-L6-v2@")).all()
+    assert res.by_source == {"attribute_flip": 2, "cousin": 1, "human": 2, "random": 1, "taxonomy_sibling": 2}
+
+
+def test_ann_window_margin_and_same_table_twice(engines, mine_lakehouse):
+    lh = Lakehouse(mine_lakehouse)
+    cfg = dict(n_ann=3, rank_min=0, rank_max=6, absolute_margin=0.0, n_random=0, n_cousin=0)
+    res = _mine(engines, lh, **cfg)
+    first = lh.read_arrow("training_examples").to_pandas()
+    ann = first[first["source"] == "ann"]
+    assert 0 < len(ann) <= 3 and ann["rank"].between(0, 5).all()
+    # absolute_margin=0: nothing kept may score above the query's best positive
+    mined = first[~first["source"].isin(["human"])]
+    assert (mined["score"] <= mined["positive_score"]).all()
+    assert res.removed["candidates"] >= len(mined)
+    _mine(engines, lh, **cfg)
+    second = lh.read_arrow("training_examples").to_pandas()
+    pd.testing.assert_frame_equal(first, second)
+    rep = mining_report(lh)
+    assert rep["overall"]["rows"] == len(first) and "human" in rep["overall"]["sources"]
+    rows = query_examples(lh, "  STAINLESS steel Microwave ")
+    assert rows.iloc[0]["product_id"] == "p1" and rows["title"].notna().all()
+
+
+def test_no_seeds_is_a_clear_error(engines, tmp_path):
+    from deltalake import write_deltalake
+
+    from strata.tables import spec
+
+    root = tmp_path / "empty"
+    write_deltalake(str(root / "products"), spec("products").schema.empty_table())
+    with pytest.raises(FileNotFoundError, match="no labels or query_product_engagement"):
+        _mine(engines, Lakehouse(root))
+
+
+@pytest.mark.parametrize("over", [dict(rank_min=10, rank_max=5), dict(index="ivf")])
+def test_config_rejects_bad_windows(over):
+    with pytest.raises(ValueError):
+        MineConfig(**over)
