@@ -1,0 +1,174 @@
+"""Two-stage training vs the sentence-transformers MNRL fine-tune: quality on the Home Depot dev split
+(full-corpus retrieval) and training throughput, in one run.
+
+Same model (packaged all-MiniLM-L6-v2), data (``training_examples`` of one catalog), batch (queries per
+step), products per query (1 positive + N negatives), sequence length and learning rate; MNRL gets the same
+number of optimizer steps as Stage 1 + Stage 2 together. Peer = ``SentenceTransformerTrainer`` with
+``MultipleNegativesRankingLoss`` on (query, positive, negative_1..N) rows built from the same query groups.
+
+    .venv/bin/python bench/bench_train.py --lakehouse LH --dataset HD_DEV_BEIR --out bench/results/train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+
+class PeakRSS:
+    """Peak resident memory of this process and its children (Ray workers included), sampled."""
+
+    def __init__(self, every: float = 0.5):
+        import psutil
+
+        self.proc, self.every, self.peak, self._stop = psutil.Process(), every, 0, threading.Event()
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self.t.join()
+
+
+def mnrl_rows(groups, negatives: int, seed: int):
+    """(anchor, positive, negative_1..N) per query with a positive and N lower-graded products."""
+    rng = random.Random(seed)
+    rows = []
+    for q, texts, grades in zip(groups["query"], groups["texts"], groups["grades"]):
+        top = max(grades)
+        if top < 1:
+            continue
+        pos = [t for t, g in zip(texts, grades) if g == top]
+        neg = [t for t, g in zip(texts, grades) if g < top]
+        if len(neg) < negatives:
+            continue
+        row = {"anchor": q, "positive": rng.choice(pos)}
+        for i, n in enumerate(rng.sample(neg, negatives)):
+            row[f"negative_{i + 1}"] = n
+        rows.append(row)
+    return rows
+
+
+def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: float, seq: int, seed: int):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, \
+        SentenceTransformerTrainingArguments
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from strata.embed.encoder import resolve_model
+
+    rows = mnrl_rows(groups, negatives, seed)
+    model = SentenceTransformer(resolve_model("baseline"), device="cpu", local_files_only=True)
+    model.max_seq_length = seq
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "st_out"), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
+        warmup_ratio=0.1, logging_steps=20, save_strategy="no", report_to=[], seed=seed, use_cpu=True,
+        dataloader_drop_last=True)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                         loss=MultipleNegativesRankingLoss(model))
+    t0 = time.perf_counter()
+    trainer.train()
+    secs = time.perf_counter() - t0
+    model.save(str(out / "model"))
+    return {"model": str(out / "model"), "steps": steps, "rows": len(rows), "seconds": round(secs, 1),
+            "examples_per_s": round(steps * batch * (1 + negatives) / secs, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lakehouse", required=True)
+    ap.add_argument("--dataset", required=True, help="BEIR folder of the dev split (strata export-beir)")
+    ap.add_argument("--catalog", default="homedepot")
+    ap.add_argument("--work", default="/tmp/strata-bench-train")
+    ap.add_argument("--steps1", type=int, default=250)
+    ap.add_argument("--steps2", type=int, default=120)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--negatives", type=int, default=3)
+    ap.add_argument("--seq", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--max-queries", type=int, default=None)
+    ap.add_argument("--skip-train", action="store_true", help="evaluate models already under --work")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
+    a = ap.parse_args()
+
+    from strata.config import EmbedConfig, EngineConfig
+    from strata.engines import Engines
+    from strata.evaluate.beir_eval import evaluate_beir
+    from strata.sources.beir import read_beir
+    from strata.tables import Lakehouse
+    from strata.train.config import TrainConfig
+    from strata.train.data import load_groups
+    from strata.train.runner import train
+
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    lh = Lakehouse(a.lakehouse)
+    res: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+                 "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "params": vars(a)}
+    groups, _ = load_groups(lh, [a.catalog])
+    res["groups"] = int(len(groups))
+    cfg = TrainConfig(max_seq_length=a.seq, cpus_per_worker=2, threads=2, checkpoint_every=100, spelling_rate=0.1,
+                      catalogs=[a.catalog],
+                      stage1={"max_steps": a.steps1, "queries_per_batch": a.batch, "negatives": a.negatives,
+                              "lr": a.lr, "epochs": 100},
+                      stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
+                              "epochs": 100})
+    with Engines(EngineConfig(ray_num_cpus=2)) as eng:
+        if not a.skip_train:
+            with PeakRSS() as mem:
+                ours = train(eng, lh, cfg, "both", work / "strata")
+            res["strata"] = {"stages": ours["stages"], "peak_rss_mb": round(mem.peak / 2**20)}
+            with PeakRSS() as mem:
+                res["mnrl"] = train_mnrl(groups, work / "mnrl", a.steps1 + a.steps2, a.batch, a.negatives, a.lr,
+                                         a.seq, 13)
+            res["mnrl"]["peak_rss_mb"] = round(mem.peak / 2**20)
+            s1 = res["strata"]["stages"][0]
+            res["throughput_ratio_stage1_vs_st"] = round(s1["examples_per_s"] / res["mnrl"]["examples_per_s"], 3)
+        ds = read_beir(a.dataset, split="dev")
+        models = {"stage1": str(work / "strata" / "stage1" / "model"), "stage1+2": str(work / "strata" / "model"),
+                  "mnrl": str(work / "mnrl" / "model")}
+        ecfg = EmbedConfig(max_seq_length=a.seq, batch_size=128, cache_dir=str(ROOT / "runs" / ".cache" / "embeddings"))
+        ev = evaluate_beir(ds, ["baseline", "bm25", *models.values()], k=100, embed_cfg=ecfg,
+                           max_queries=a.max_queries)
+        names = {v: k for k, v in models.items()}
+        res["quality"] = {names.get(k, k): {m: v.get(m) for m in ("ndcg@10", "recall@100", "mrr@10")}
+                          for k, v in ev["retrievers"].items()}
+    q = res["quality"]
+    base, bm25 = q["baseline"]["ndcg@10"], q["bm25"]["ndcg@10"]
+    res["relative_ndcg10"] = {k: {"vs_baseline": round(v["ndcg@10"] / base - 1, 4),
+                                  "vs_bm25": round(v["ndcg@10"] / bm25 - 1, 4),
+                                  "vs_mnrl": round(v["ndcg@10"] / q["mnrl"]["ndcg@10"] - 1, 4)}
+                              for k, v in q.items()}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=2, default=str))
+    print(json.dumps({k: res[k] for k in ("quality", "relative_ndcg10")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""``strata train``: the two-stage fine-tune on Ray Train from ``training_examples``.
+
+Wired into the CLI by ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+
+
+def train(
+    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root holding training_examples + products"),
+    out: Path = typer.Option(..., "--out", help="run folder: stage1/, stage2/, model/, mlruns/, train.json"),
+    stage: str = typer.Option("both", "--stage", help="1 | 2 | both"),
+    profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML overriding the profile"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="override: train.stage1.max_steps=100"),
+    init_model: Optional[str] = typer.Option(None, "--init-model", help="start from this model (default: "
+                                             "train.base_model; for --stage 2, pass the Stage 1 model)"),
+) -> None:
+    """Fine-tune the two-tower retriever: graded SupCon (stage 1), then multi-class circle loss (stage 2).
+    Re-running with the same --out resumes each stage from its latest checkpoint."""
+    from strata.cli import _config
+    from strata.config import EngineConfig
+    from strata.engines import Engines
+    from strata.tables import Lakehouse
+    from strata.train.runner import train as run_train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    cfg = _config(profile, config, sets)
+    lh = Lakehouse(lakehouse, cfg.lakehouse.format)
+    if not lh.exists("training_examples"):
+        console.print(f"[red]error:[/red] {lakehouse} has no training_examples table (run strata mine run)")
+        raise typer.Exit(2)
+    with Engines(EngineConfig(**{**cfg.engine.model_dump(), "ray_num_cpus": os.cpu_count()})) as eng:
+        summary = run_train(eng, lh, cfg.train, stage, out, init_model)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))

@@ -1,0 +1,1 @@
+"""Two-stage contrastive fine-tuning of the two-tower retriever (graded SupCon, then multi-class circle)."""

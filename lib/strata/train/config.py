@@ -1,0 +1,53 @@
+"""Training knobs (``train:`` in a profile): the two stages, augmentation, Ray Train scaling, checkpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after N optimizer steps (budget), if sooner")
+    lr: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    queries_per_batch: int = Field(32, ge=1)
+
+
+class Stage1Config(StageConfig):
+    temperature: float = Field(0.05, gt=0)
+    negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positive")
+
+
+class Stage2Config(StageConfig):
+    lr: float = Field(1e-5, gt=0)
+    optima: tuple[float, float, float] = (0.0, 0.5, 1.0)
+    margins: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    gamma: float = Field(32.0, gt=0)
+    in_batch_negatives: bool = True
+    rows_per_query: int = Field(8, ge=2)
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field("baseline", description="start of Stage 1 ('baseline' = packaged MiniLM or a dir)")
+    max_seq_length: int = Field(48, ge=8)
+    stage1: Stage1Config = Field(default_factory=Stage1Config)
+    stage2: Stage2Config = Field(default_factory=Stage2Config)
+    catalogs: list[str] = Field(default_factory=list, description="train on these catalogs ([] = all)")
+    spelling_rate: float = Field(0.1, ge=0, le=1, description="share of real queries given a misspelled copy")
+    synthetic_queries: int = Field(0, ge=0, description="products given a synthetic query")
+    synthetic_generator: str = Field("template", description="template | smollm2")
+    workers: int = Field(1, ge=1, description="Ray Train workers (gloo on CPU, NCCL on GPU)")
+    cpus_per_worker: float = Field(1.0, gt=0)
+    use_gpu: bool = False
+    checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(2, ge=0, description="worker failures Ray Train recovers from (from a checkpoint)")
+    log_every: int = Field(20, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch threads per worker (None = cpus_per_worker)")
+    mlflow_uri: str | None = Field(None, description="MLflow tracking URI (None = file store under the run dir)")
+    experiment: str = "strata-train"
+    seed: int = 13

@@ -1,0 +1,170 @@
+"""The per-worker training loop (Ray Train ``TorchTrainer``): one stage, checkpoint every K steps, resume.
+
+Runs the same on 1 CPU worker here (gloo) and N GPU workers on a cluster (NCCL, DDP via
+``prepare_model``). A checkpoint is the model in sentence-transformers format plus ``trainer_state.pt``
+(optimizer, scheduler, step, epoch, MLflow run id), loaded with ``weights_only=True``: resuming after a
+killed worker (Ray restarts the group from the latest checkpoint) or a killed run (the runner passes the
+latest checkpoint back in) continues at the saved step with the same learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "trainer_state.pt"
+PROBE_FILE = "probe_embeddings.npy"
+
+
+def _loss(cfg: dict[str, Any]):
+    from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss
+
+    if cfg["stage"] == 1:
+        return GradedSupConLoss(cfg["temperature"])
+    return MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
+                                cfg["in_batch_negatives"])
+
+
+def _embed(model: Any, texts: list[str], device: Any):
+    import torch
+
+    core = model.module if hasattr(model, "module") else model
+    feats = core.tokenize(texts)
+    feats = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in feats.items()}
+    out = model(feats)["sentence_embedding"]
+    return torch.nn.functional.normalize(out, dim=-1)
+
+
+def _mlflow(cfg: dict[str, Any], run_id: str | None):
+    """Start or continue the stage's MLflow run on rank 0 (None if mlflow is unavailable)."""
+    try:
+        import mlflow
+    except ImportError:  # pragma: no cover - mlflow is a dependency; tolerate a trimmed install
+        return None
+    if str(cfg["mlflow_uri"]).startswith("file:"):
+        # The default local store is MLflow's file store; MLflow 3 asks for an explicit opt-in to keep it.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(cfg["mlflow_uri"])
+    mlflow.set_experiment(cfg["experiment"])
+    run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=cfg["run_name"])
+    if not run_id:
+        mlflow.log_params({k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool)) or v is None})
+    return mlflow
+
+
+def train_loop_per_worker(cfg: dict[str, Any]) -> None:
+    import ray.train
+    import torch
+    from ray.train import Checkpoint
+    from sentence_transformers import SentenceTransformer
+
+    from strata.train.data import sample_batch
+
+    threads = cfg.get("threads") or max(1, int(cfg.get("cpus_per_worker", 1)))
+    torch.set_num_threads(threads)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg["seed"])
+
+    # A restarted worker group gets Ray's latest checkpoint; a restarted run gets the one the runner found.
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None and cfg.get("resume_checkpoint"):
+        ckpt = Checkpoint.from_directory(cfg["resume_checkpoint"])
+    state: dict[str, Any] = {}
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            model = SentenceTransformer(d, device="cpu", local_files_only=True)
+            state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+    else:
+        model = SentenceTransformer(cfg["init_model"], device="cpu", local_files_only=True)
+    model.max_seq_length = cfg["max_seq_length"]
+    model = ray.train.torch.prepare_model(model)
+    loss_fn = _loss(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
+    total = int(cfg["total_steps"])
+    warm = max(1, int(cfg["warmup_ratio"] * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    step, epoch = 0, 0
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, epoch = int(state["step"]), int(state["epoch"])
+    tracker = _mlflow(cfg, state.get("mlflow_run_id") or None) if rank == 0 else None
+    mlflow_run_id = tracker.active_run().info.run_id if tracker else ""
+
+    def save(final: bool) -> None:
+        metrics = {"step": step, "epoch": epoch, "loss": loss_ema if loss_ema is not None else float("nan"),
+                   "examples_per_s": seen / max(time.perf_counter() - t0, 1e-9), "final": final}
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                core = model.module if hasattr(model, "module") else model
+                core.save(d, safe_serialization=True)
+                if final and cfg.get("probe_texts"):
+                    # The in-memory model's embeddings of a few fixed texts: the reload check compares them.
+                    import numpy as np
+
+                    model.eval()
+                    with torch.no_grad():
+                        np.save(Path(d) / PROBE_FILE, _embed(model, list(cfg["probe_texts"]), device).cpu().numpy())
+                torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                            "epoch": epoch, "mlflow_run_id": mlflow_run_id}, Path(d) / STATE_FILE)
+                ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
+            else:
+                ray.train.report(metrics)
+
+    shard = ray.train.get_dataset_shard("train")
+    t0 = time.perf_counter()
+    seen, loss_ema = 0, None
+    model.train()
+    while step < total:
+        rng_epoch = epoch
+        it = shard.iter_batches(batch_size=cfg["queries_per_batch"], batch_format="numpy",
+                                local_shuffle_buffer_size=cfg["shuffle_buffer"],
+                                local_shuffle_seed=cfg["seed"] + rng_epoch)
+        for batch in it:
+            if step >= total:
+                break
+            rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
+            q, texts, owner, grade, pid = sample_batch(batch, cfg["stage"], rng, cfg.get("negatives", 3),
+                                                       cfg.get("rows_per_query", 8))
+            if not q:
+                continue
+            qe = _embed(model, q, device)
+            pe = _embed(model, texts, device)
+            loss = loss_fn(qe, pe, torch.as_tensor(owner, device=device), torch.as_tensor(grade, device=device),
+                           torch.as_tensor(pid, device=device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            seen += len(texts) * world
+            lv = float(loss.detach())
+            loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
+            if tracker and step % cfg["log_every"] == 0:
+                tracker.log_metrics({"loss": loss_ema, "lr": sched.get_last_lr()[0],
+                                     "examples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}, step=step)
+            if step % cfg["checkpoint_every"] == 0 and step < total:
+                save(final=False)
+            crash = cfg.get("crash_at_step")
+            if crash and not state and step == int(crash):
+                os._exit(17)  # fault injection for the resume tests: die like a killed worker (first run only)
+        epoch += 1
+    save(final=True)
+    if tracker:
+        tracker.log_metrics({"final_loss": loss_ema or float("nan")}, step=step)
+        tracker.end_run()
+
+
+def total_steps(n_groups: int, queries_per_batch: int, epochs: float, workers: int, max_steps: int | None) -> int:
+    per_epoch = max(1, math.ceil(n_groups / (queries_per_batch * workers)))
+    steps = max(1, int(per_epoch * epochs))
+    return min(steps, max_steps) if max_steps else steps

@@ -1,0 +1,158 @@
+"""Drive a stage on Ray Train: data from ``training_examples`` via Ray Data, checkpoints under the run dir,
+resume from the latest checkpoint, and the final model in sentence-transformers format.
+
+``train(...)`` runs Stage 1, Stage 2 or both (Stage 2 starts from Stage 1's model). Layout under ``out``:
+``stage1/model``, ``stage2/model`` (sentence-transformers folders), ``ray/`` (Ray Train storage with the
+checkpoints), ``mlruns/`` (MLflow file store unless a URI is configured), ``model`` = the last stage's model,
+``train.json`` (steps, examples/s, data counts, checkpoints used).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from strata.train.config import TrainConfig
+from strata.train.data import AugmentConfig, augment_groups, load_groups, stage_groups
+from strata.train.loop import PROBE_FILE, STATE_FILE, total_steps, train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+# Embedded by the worker at the end of a stage; ``stageN/probe_embeddings.npy`` vs the reloaded model is the
+# save/reload check.
+PROBE_TEXTS = ("cordless drill", "Whirlpool 1.9 cu. ft. Over the Range Microwave in Stainless Steel",
+               "xbox 360 games", "wood deck screws 3 in")
+
+
+@dataclass
+class StageResult:
+    stage: int
+    model_dir: str
+    steps: int
+    groups: int
+    seconds: float
+    examples_per_s: float
+    resumed_from_step: int | None
+    final_loss: float | None
+    metrics: dict = field(default_factory=dict)
+
+
+def latest_checkpoint(storage: Path) -> tuple[Path | None, int]:
+    """The checkpoint with the highest saved step under a Ray Train storage folder (None, -1 if none)."""
+    import torch
+
+    best, best_step = None, -1
+    for state in storage.glob(f"**/{STATE_FILE}"):
+        try:
+            step = int(torch.load(state, map_location="cpu", weights_only=True)["step"])
+        except Exception:  # noqa: BLE001 - a half-written checkpoint is skipped, not fatal
+            log.warning("ignoring unreadable checkpoint %s", state.parent)
+            continue
+        if step > best_step:
+            best, best_step = state.parent, step
+    return best, best_step
+
+
+def _resolve_base(name: str) -> str:
+    from strata.embed.encoder import resolve_model
+
+    return resolve_model(name)
+
+
+def train_stage(engines: Any, groups: pd.DataFrame, cfg: TrainConfig, stage: int, init_model: str,
+                out: Path) -> StageResult:
+    """One stage on Ray Train; resumes from ``out/ray``'s latest checkpoint when one exists."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    scfg = cfg.stage1 if stage == 1 else cfg.stage2
+    data = stage_groups(groups, stage)
+    if data.empty:
+        raise ValueError(f"stage {stage}: no usable query groups (stage 1 needs a positive per query, stage 2 "
+                         "two grades)")
+    steps = total_steps(len(data), scfg.queries_per_batch, scfg.epochs, cfg.workers, scfg.max_steps)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = (out / "ray").resolve()
+    resume, resume_step = latest_checkpoint(storage)
+    loop_cfg: dict[str, Any] = {
+        **scfg.model_dump(), "stage": stage, "init_model": init_model, "max_seq_length": cfg.max_seq_length,
+        "total_steps": steps, "checkpoint_every": cfg.checkpoint_every, "log_every": cfg.log_every,
+        "seed": cfg.seed + stage, "threads": cfg.threads, "cpus_per_worker": cfg.cpus_per_worker,
+        "shuffle_buffer": max(64, 4 * scfg.queries_per_batch),
+        "mlflow_uri": cfg.mlflow_uri or (out.parent / "mlruns").resolve().as_uri(),
+        "experiment": cfg.experiment, "run_name": f"stage{stage}",
+        # Fault injection for the resume tests (read in the driver, so it reaches the workers).
+        "probe_texts": list(PROBE_TEXTS),
+        "resume_checkpoint": str(resume) if resume else None,
+        "crash_at_step": int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
+    }
+    ray = engines.ray()
+    ds = ray.data.from_pandas(data)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker={"CPU": cfg.cpus_per_worker}),
+        run_config=RunConfig(name=f"stage{stage}", storage_path=str(storage),
+                             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+                             failure_config=FailureConfig(max_failures=cfg.max_failures)),
+        datasets={"train": ds},
+    )
+    if resume:
+        log.info("stage %d: resuming from %s (step %d of %d)", stage, resume, resume_step, steps)
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    secs = time.perf_counter() - t0
+    if result.checkpoint is None:
+        raise RuntimeError(f"stage {stage}: Ray Train finished without a checkpoint ({result.error})")
+    model_dir = out / "model"
+    tmp = out / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with result.checkpoint.as_directory() as d:
+        shutil.copytree(d, tmp, ignore=shutil.ignore_patterns(STATE_FILE, PROBE_FILE))
+        if (Path(d) / PROBE_FILE).is_file():
+            shutil.copy(Path(d) / PROBE_FILE, out / PROBE_FILE)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    m = result.metrics or {}
+    return StageResult(stage, str(model_dir), int(m.get("step", steps)), len(data), round(secs, 1),
+                       round(float(m.get("examples_per_s", 0.0)), 2), resume_step if resume else None,
+                       m.get("loss"), {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool))})
+
+
+def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str | Path,
+          init_model: str | None = None) -> dict[str, Any]:
+    """Stage 1, 2 or both from ``training_examples``; returns (and writes ``out/train.json``) the summary."""
+    out = Path(out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if stages not in ("1", "2", "both"):
+        raise ValueError(f"stage must be 1, 2 or both (got {stages!r})")
+    groups, products = load_groups(lakehouse, cfg.catalogs or None)
+    groups, aug = augment_groups(groups, products, AugmentConfig(cfg.spelling_rate, cfg.synthetic_queries,
+                                                                 cfg.synthetic_generator, cfg.seed))
+    log.info("train: %d query groups (%s)", len(groups), aug)
+    model = init_model or _resolve_base(cfg.base_model)
+    results = []
+    for stage in ((1, 2) if stages == "both" else (int(stages),)):
+        if stage == 2 and stages == "both":
+            model = results[-1].model_dir
+        res = train_stage(engines, groups, cfg, stage, model, out / f"stage{stage}")
+        results.append(res)
+        log.info("stage %d: %d steps in %.0fs (%.1f examples/s) -> %s", stage, res.steps, res.seconds,
+                 res.examples_per_s, res.model_dir)
+    final = out / "model"
+    shutil.rmtree(final, ignore_errors=True)
+    shutil.copytree(results[-1].model_dir, final)
+    summary = {"model": str(final), "stages": [asdict(r) for r in results], "augmentation": aug,
+               "groups": int(len(groups)), "synthetic_groups": int(groups["synthetic"].sum()),
+               "config": cfg.model_dump()}
+    (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

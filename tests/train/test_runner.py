@@ -1,0 +1,64 @@
+"""Ray Train end to end on a tiny model: both stages, save/reload to 1e-5, resume after a killed worker and
+after a killed run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from strata.tables import Lakehouse
+from strata.train.config import TrainConfig
+from strata.train.runner import PROBE_TEXTS, latest_checkpoint, train
+
+
+def _cfg(tmp_path, **over):
+    base = {"max_seq_length": 24, "cpus_per_worker": 0.5, "threads": 1, "checkpoint_every": 2, "log_every": 1,
+            "spelling_rate": 0.2, "synthetic_queries": 3, "stage1": {"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5},
+            "stage2": {"max_steps": 3, "queries_per_batch": 4}, "mlflow_uri": (tmp_path / "mlruns").as_uri()}
+    return TrainConfig(**{**base, **over})
+
+
+def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "run"
+    summary = train(engines, Lakehouse(train_lakehouse), _cfg(tmp_path), "both", out, init_model=tiny_st_model)
+    s1, s2 = summary["stages"]
+    assert (s1["stage"], s1["steps"], s2["stage"], s2["steps"]) == (1, 4, 2, 3)
+    assert summary["augmentation"]["misspelled_copies"] >= 1 and summary["synthetic_groups"] >= 1
+    reloaded = SentenceTransformer(str(out / "model"), device="cpu", local_files_only=True)
+    probe = np.load(out / "stage2" / "probe_embeddings.npy")
+    got = reloaded.encode(list(PROBE_TEXTS), normalize_embeddings=True)
+    assert np.abs(got - probe).max() < 1e-5
+    # the fine-tune moved the weights away from its start
+    start = SentenceTransformer(tiny_st_model, device="cpu", local_files_only=True).encode(list(PROBE_TEXTS))
+    assert np.abs(got - start).max() > 1e-4
+    assert json.loads((out / "train.json").read_text())["model"] == str(out / "model")
+    runs = list((tmp_path / "mlruns").glob("*/*/metrics/loss"))
+    assert len(runs) == 2  # one MLflow run per stage, with a loss curve
+
+
+LONGER = {"max_steps": 6, "queries_per_batch": 4, "lr": 5e-5}
+
+
+def test_killed_worker_resumes_from_checkpoint(engines, train_lakehouse, tiny_st_model, tmp_path, monkeypatch):
+    # The worker dies after step 5 (checkpoints at 2 and 4); Ray Train restarts it from a checkpoint.
+    monkeypatch.setenv("STRATA_TRAIN_CRASH_AT", "5")
+    out = tmp_path / "run"
+    summary = train(engines, Lakehouse(train_lakehouse), _cfg(tmp_path, max_failures=1, stage1=LONGER), "1", out,
+                    init_model=tiny_st_model)
+    assert summary["stages"][0]["steps"] == 6
+
+
+def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny_st_model, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    lh = Lakehouse(train_lakehouse)
+    monkeypatch.setenv("STRATA_TRAIN_CRASH_AT", "3")
+    with pytest.raises(Exception):
+        train(engines, lh, _cfg(tmp_path, max_failures=0), "1", out, init_model=tiny_st_model)
+    ckpt, step = latest_checkpoint(out / "stage1" / "ray")
+    assert ckpt is not None and step == 2
+    monkeypatch.delenv("STRATA_TRAIN_CRASH_AT")
+    summary = train(engines, lh, _cfg(tmp_path, max_failures=0), "1", out, init_model=tiny_st_model)
+    st = summary["stages"][0]
+    assert st["resumed_from_step"] == 2 and st["steps"] == 4
