@@ -150,6 +150,7 @@ _COMMAND_MODULES = (
     "strata.commands.mine",
     "strata.commands.train",
     "strata.commands.submit",
+    "strata.commands.refresh",
 )
 
 

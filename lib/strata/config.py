@@ -115,6 +115,7 @@ class EvalConfig(_Model):
 from strata.judge.backends import JudgeConfig
 from strata.mine.config import MineConfig  # noqa: E402  (its module imports nothing from config)
 from strata.train.config import TrainConfig  # noqa: E402
+from strata.ops.refresh_config import RefreshConfig  # noqa: E402
 
 
 class StrataConfig(_Model):
@@ -130,6 +131,7 @@ class StrataConfig(_Model):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     mine: MineConfig = Field(default_factory=MineConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
     seed: int = 13
 
 

@@ -37,7 +37,7 @@ schemas = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(schemas)
 
 # Commands that land with later issues: their entry points exist, the `strata` command does not yet.
-PENDING = {"jobs/refresh.py": "refresh"}  # lands with issue 8 (strata refresh)
+PENDING: dict[str, str] = {}  # every command the infra names exists
 
 
 def _yaml_files() -> list[Path]:

@@ -1,0 +1,46 @@
+"""``strata refresh``: the nightly pipeline as one command (see strata.ops.refresh).
+
+Wired into the CLI by ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("refresh")(refresh)
+
+
+def refresh(
+    out: Path = typer.Option(..., "--out", help="state dir: state.json, lock, registry (mlruns), index, runs/"),
+    lakehouse: Optional[Path] = typer.Option(None, "--lakehouse", help="table root (default: lakehouse.root, "
+                                             "else OUT/lakehouse)"),
+    profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML overriding the profile"),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="override: refresh.gate.min_lift=0.01"),
+) -> None:
+    """ingest -> features -> mine -> train from the champion -> evaluate -> gate -> promote -> index.
+    Steps whose inputs did not change are skipped; exit 0 = done (promoted or not), 3 = locked."""
+    from strata.cli import _config
+    from strata.ops.refresh import RefreshLocked
+    from strata.ops.refresh import refresh as run_refresh
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    cfg = _config(profile, config, sets)
+    root = lakehouse or (Path(cfg.lakehouse.root) if cfg.lakehouse.root else out / "lakehouse")
+    cfg = cfg.model_copy(update={"lakehouse": cfg.lakehouse.model_copy(update={"root": str(root)})})
+    try:
+        res = run_refresh(cfg, out)
+    except RefreshLocked as e:
+        console.print(f"[red]locked:[/red] {e}")
+        raise typer.Exit(3) from None
+    print(json.dumps(res.__dict__, indent=2, default=str))
