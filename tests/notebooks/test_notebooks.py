@@ -23,12 +23,17 @@ EXPECT = {
     "01_data_tour": {"files": {"table_rows", "label_grades", "query_segments"},
                      "values": {"tables", "labels_rows", "segments"}},
     "02_judge_calibration": {"files": {"confusion"}, "values": {"judge_id", "pairs", "accuracy", "kappa"}},
+    "03_mining_inspection": {"files": {"source_grades", "similarity_by_source", "query_examples"},
+                             "values": {"rows", "sources", "query", "query_rows", "mined_minus_random"}},
+    "04_training": {"files": {"training_curves", "stages", "stage_comparison"},
+                    "values": {"stages", "steps", "logged_points", "final_loss", "best_ndcg10"}},
     "05_evaluation_report": {"files": {"query_deltas", "slices"}, "values": {"best", "retrievers"}},
 }
 
 
 def test_there_are_notebooks():
-    assert {"01_data_tour", "02_judge_calibration", "05_evaluation_report"} <= set(IDS)
+    assert {"01_data_tour", "02_judge_calibration", "03_mining_inspection", "04_training",
+            "05_evaluation_report"} <= set(IDS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
