@@ -118,6 +118,21 @@ from strata.train.config import TrainConfig  # noqa: E402
 from strata.ops.refresh_config import RefreshConfig  # noqa: E402
 
 
+class PipelineConfig(_Model):
+    """Which optional stages ``strata run`` adds after ingest + dev set: features, a distilled judge trained
+    on the labels (RUN_DIR/judge), mining (judge-guarded when a judge is trained), the two-stage fine-tune
+    (RUN_DIR/model, evaluated next to the configured retrievers)."""
+
+    features: bool = False
+    judge: bool = False
+    judge_layers: int | None = Field(None, ge=1, le=6, description="MiniLM layers kept in the judge (None = 6)")
+    judge_max_pairs: int | None = Field(None, ge=100, description="train the judge on at most N pairs")
+    judge_max_seconds: float | None = Field(None, gt=0, description="wall-time cap of judge training")
+    judge_stack_fraction: float = Field(0.25, ge=0, lt=1)
+    mine: bool = False
+    train: bool = False
+
+
 class StrataConfig(_Model):
     """A whole run's configuration."""
 
@@ -132,6 +147,7 @@ class StrataConfig(_Model):
     mine: MineConfig = Field(default_factory=MineConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     refresh: RefreshConfig = Field(default_factory=RefreshConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     seed: int = 13
 
 

@@ -25,6 +25,10 @@ def demo_run(data_root, engines, tmp_path_factory):
             " {name: bestbuy-small, path: bestbuy-small, limit: 500}]",
             "eval.max_queries=60",
             "embed.batch_size=64",
+            # the training loop, kept tiny: a 1-layer judge on 600 pairs, 40 mined queries, 3 + 2 steps
+            "pipeline.judge_layers=1", "pipeline.judge_max_pairs=600", "mine.max_queries=40",
+            "train.stage1.max_steps=3", "train.stage2.max_steps=2", "train.stage1.queries_per_batch=8",
+            "train.stage2.queries_per_batch=8", "train.cpus_per_worker=0.5", "train.threads=1",
         ],
     )
     out = tmp_path_factory.mktemp("runs") / "demo-test"
@@ -38,9 +42,23 @@ def test_run_dir_has_every_artefact(demo_run):
     assert (demo_run.run_dir / "beir" / "homedepot-dev" / "corpus.jsonl").is_file()
 
 
+def test_training_loop_left_judge_examples_and_model(demo_run):
+    from sentence_transformers import SentenceTransformer
+
+    d = demo_run.run_dir
+    judge = json.loads((d / "judge" / "judge.json").read_text())
+    assert judge["grade_head"]["head_pairs"] > 0
+    mining = json.loads((d / "mining.json").read_text())["overall"]
+    assert "human" in mining["sources"] and len(mining["sources"]) >= 3
+    assert SentenceTransformer(str(d / "model"), device="cpu").encode(["drill"]).shape == (1, 384)
+    man = json.loads((d / "manifest.json").read_text())
+    assert {"features", "judge_train", "mine", "train"} <= set(man["timings_seconds"])
+    assert man["models"]["judge"] == judge["judge_id"]
+
+
 def test_metrics_are_real_numbers_for_both_retrievers(demo_run):
     m = json.loads((demo_run.run_dir / "metrics.json").read_text())
-    assert set(m["retrievers"]) == {"baseline", "bm25", "hybrid"}
+    assert set(m["retrievers"]) == {"baseline", "bm25", "hybrid", str(demo_run.run_dir / "model")}
     for name, r in m["retrievers"].items():
         assert 0 < r["num_queries"] <= 60
         for k in ("ndcg@10", "recall@100", "mrr@10"):

@@ -36,6 +36,54 @@ def lakehouse_for(config: StrataConfig, run_dir: Path) -> Lakehouse:
     return Lakehouse(root, config.lakehouse.format)
 
 
+def _train_stages(config: StrataConfig, eng: Engines, lakehouse: Lakehouse, run_dir: Path,
+                  manifest: Manifest) -> str | None:
+    """features -> judge -> mine -> train, as ``config.pipeline`` asks; returns the trained model dir."""
+    p = config.pipeline
+    if p.features:
+        from strata.features.job import run_features
+
+        with manifest.stage("features"):
+            manifest.extra["features"] = run_features(eng.spark, lakehouse, manifest.run_id).counts
+    judge_cfg = None
+    if p.judge:
+        from strata.judge.distilled import catalog_texts, load_pairs, train_judge
+
+        with manifest.stage("judge_train"):
+            pairs = load_pairs(lakehouse)
+            res = train_judge(pairs[pairs["split"] == "train"], run_dir / "judge", catalog_texts(lakehouse),
+                              stack_fraction=p.judge_stack_fraction, layers=p.judge_layers,
+                              max_pairs=p.judge_max_pairs, max_seconds=p.judge_max_seconds, max_length=48,
+                              data_version={"labels": lakehouse.version("labels")})
+        manifest.models["judge"] = res.judge_id
+        manifest.outputs["judge"] = str(run_dir / "judge")
+        judge_cfg = config.judge.model_copy(update={"backend": "distilled", "model": str(run_dir / "judge")})
+    elif config.judge.model or config.judge.backend != "distilled":
+        judge_cfg = config.judge
+    if p.mine:
+        from strata.mine.job import mining_report, run_mining
+
+        with manifest.stage("mine"):
+            m = run_mining(eng, lakehouse, config.mine, config.split, config.embed, judge_cfg, manifest.run_id)
+        manifest.extra["mine"] = {"rows": m.rows, "by_source": m.by_source, "removed": m.removed,
+                                  "judge": m.judge, "timings": m.timings}
+        mining_report(lakehouse, run_dir / "mining.json")
+        manifest.outputs["mining_report"] = str(run_dir / "mining.json")
+    if not p.train:
+        return None
+    from strata.train.runner import train
+
+    with manifest.stage("train"):
+        summary = train(eng, lakehouse, config.train, "both", run_dir / "train")
+    import shutil
+
+    shutil.rmtree(run_dir / "model", ignore_errors=True)
+    shutil.copytree(summary["model"], run_dir / "model")
+    manifest.outputs["model"] = str(run_dir / "model")
+    manifest.extra["train"] = {k: v for k, v in summary.items() if k != "config"}
+    return str(run_dir / "model")
+
+
 def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | None = None) -> RunResult:
     """Run every stage of the configured profile into ``run_dir``; returns where things were written."""
     from strata.evaluate.beir_eval import evaluate_beir
@@ -61,11 +109,16 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
         manifest.table_versions["devset_read"] = dict(ds.meta)
         manifest.outputs["devset"] = str(run_dir / "beir" / f"{dataset}-dev")
 
+        retrievers = list(config.eval.retrievers)
+        trained = _train_stages(config, eng, lakehouse, run_dir, manifest)
+        if trained:
+            retrievers.append(trained)
+
         pair_sims: dict = {}  # labelled-pair cosine similarities per dense model, for score separation
         with manifest.stage("embed_index_evaluate"):
             evaluation = evaluate_beir(
                 ds,
-                config.eval.retrievers,
+                retrievers,
                 k=config.eval.k,
                 embed_cfg=config.embed,
                 engines=eng,
