@@ -373,6 +373,9 @@ def train_distilled(
     return TrainResult(out, meta["judge_id"], len(idx), seen, secs, meta)
 
 
+MIN_HEAD_PAIRS = 50  # fewer held-out pairs than this cannot fit a grade head worth having
+
+
 def stack_split(query_norms: Sequence[str], fraction: float, salt: str = "judge-stack-v1") -> np.ndarray:
     """True for pairs whose query falls in the grade head's share (a stable hash of the normalised query, so
     the cross-encoder never sees a query the head is fitted on)."""
@@ -405,9 +408,10 @@ def train_judge(
 
     held = stack_split([str(q) for q in pairs["query_norm"]], stack_fraction)
     ce_pairs, head_pairs = pairs[~held], pairs[held]
-    if len(ce_pairs) == 0 or len(head_pairs) < 10:
-        raise ValueError(f"stack split left {len(ce_pairs)} cross-encoder and {len(head_pairs)} head pairs; "
-                         "need both (more labels or another --stack-fraction)")
+    if len(ce_pairs) == 0 or len(head_pairs) < MIN_HEAD_PAIRS:
+        log.warning("judge: the stack split leaves %d head pairs (< %d): training the cross-encoder alone on "
+                    "all %d pairs, without a grade head", len(head_pairs), MIN_HEAD_PAIRS, len(pairs))
+        return train_distilled(pairs, out, seed=seed, **ce_kwargs)
     res = train_distilled(ce_pairs, out, seed=seed, **ce_kwargs)
     t0 = time.perf_counter()
     judge = DistilledJudge(res.folder, threads=ce_kwargs.get("threads"))
