@@ -42,9 +42,10 @@ def processor_config_kwargs(model: str, batch_size: int = 64, concurrency: int =
         "engine_kwargs": engine_kwargs(**engine_over),
         "batch_size": batch_size,
         "concurrency": concurrency,
-        "apply_chat_template": True,
-        "tokenize": True,
-        "detokenize": True,
+        # Ray >= 2.5x: per-stage configs (the old apply_chat_template/tokenize/detokenize flags are rejected).
+        "chat_template_stage": True,
+        "tokenize_stage": True,
+        "detokenize_stage": True,
     }
     if accelerator_type:
         kw["accelerator_type"] = accelerator_type
