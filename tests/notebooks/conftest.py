@@ -41,6 +41,8 @@ def notebook_inputs(data_root, engines, tmp_path_factory) -> dict:
             "eval.max_queries=40",
             "embed.batch_size=64",
             "embed.cache_dir=null",
+            # this fixture runs features, mining and a tiny training itself, with its own small settings
+            "pipeline.features=false", "pipeline.judge=false", "pipeline.mine=false", "pipeline.train=false",
         ],
     )
     run_dir = tmp_path_factory.mktemp("nb-runs") / "demo-nb"
