@@ -334,7 +334,8 @@ TRAINING_EXAMPLES = TableSpec(
     ("catalog", "query_norm", "product_id"),
     "Training tuples for both stages: one graded (query, product) per row with its provenance. source: human | "
     "engagement | judge (a mined candidate the judge graded 1-2) | taxonomy_sibling | attribute_flip | cousin | "
-    "random | ann; mined_from = the mining route of a judge row; score = query-product cosine of model_id. "
+    "random | ann; mined_from = the mining route of a judge row; score = query-product cosine of model_id; "
+    "positive_score = that of the query's weakest positive. "
     "Rewritten whole by each mining run (no run id column), so the same inputs give the same table.",
 )
 

@@ -4,8 +4,10 @@ With a judge, every mined candidate is re-annotated: grade 1 or 2 turns it into 
 (``source = judge``, the route kept in ``mined_from``), grade 0 keeps it a negative with the judge's
 verdict attached, and a row the judge could not score is dropped (counted). Without a judge, the margin
 rule of sentence-transformers' ``mine_hard_negatives`` applies: a candidate whose cosine to the query is
-above ``positive_score - absolute_margin`` or above ``positive_score * (1 - relative_margin)`` is too close
-to the query's best positive to trust as a negative and is dropped. Every rule's removals are counted.
+above ``positive_score - absolute_margin`` or above ``positive_score - |positive_score| * relative_margin``
+is too close to the query's weakest positive to trust as a negative and is dropped. (Unlike
+``mine_hard_negatives``, the rank window is applied before this rule, so a query can keep fewer than
+``n_ann`` ANN rows.) Every rule's removals are counted.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def margin_rule(cands: pd.DataFrame, cfg: MineConfig) -> tuple[pd.DataFrame, dic
         removed["absolute_margin"] = int((hit & keep).sum())
         keep &= ~hit
     if cfg.relative_margin is not None:
-        hit = known & (s > p * (1 - cfg.relative_margin))
+        hit = known & (s > p - np.abs(p) * cfg.relative_margin)  # |p|: a negative positive score stays sane
         removed["relative_margin"] = int((hit & keep).sum())
         keep &= ~hit
     return cands[keep].reset_index(drop=True), removed

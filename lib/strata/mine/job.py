@@ -160,7 +160,8 @@ def run_mining(
         cands["score"] = space.cosine(list(cands["query"]), list(cands["product_id"]))
         seeded = cs.copy()
         seeded["score"] = space.cosine(list(cs["query"]), list(cs["product_id"]))
-        best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].max()
+        # The margin rule compares with the query's weakest positive (as mine_hard_negatives does).
+        best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].min()
         cands["positive_score"] = cands["query_norm"].map(best)
         seeded["positive_score"] = seeded["query_norm"].map(best)
         cand_parts.append(cands)
