@@ -17,7 +17,6 @@ import os
 import platform
 import random
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,33 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 
-class PeakRSS:
-    """Peak resident memory of this process and its children (Ray workers included), sampled."""
-
-    def __init__(self, every: float = 0.5):
-        import psutil
-
-        self.proc, self.every, self.peak, self._stop = psutil.Process(), every, 0, threading.Event()
-
-    def _run(self):
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                procs = [self.proc, *self.proc.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-            except psutil.Error:
-                pass
-            self._stop.wait(self.every)
-
-    def __enter__(self):
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop.set()
-        self.t.join()
+from peak_rss import PeakRSS  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
 def mnrl_rows(groups, negatives: int, seed: int):
@@ -141,10 +114,10 @@ def main() -> None:
                               "epochs": 100})
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
         if not a.skip_train:
-            with PeakRSS() as mem:
+            with PeakRSS(every=0.5, include_self=True) as mem:
                 ours = train(eng, lh, cfg, "both", work / "strata")
             res["strata"] = {"stages": ours["stages"], "peak_rss_mb": round(mem.peak / 2**20)}
-            with PeakRSS() as mem:
+            with PeakRSS(every=0.5, include_self=True) as mem:
                 res["mnrl"] = train_mnrl(groups, work / "mnrl", a.steps1 + a.steps2, a.batch, a.negatives, a.lr,
                                          a.seq, 13)
             res["mnrl"]["peak_rss_mb"] = round(mem.peak / 2**20)
