@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strata.explore.plots import _plt
 from strata.mine.config import ROUTES
 from strata.mine.job import SOURCE_PRIORITY
 
@@ -133,12 +134,6 @@ def example_view(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- plots
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def similarity_plot(examples: pd.DataFrame):

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strata.explore.plots import _plt
+
 CURVE_METRICS = ("loss", "lr", "examples_per_s")
 QUALITY_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 # bench_train.py's retriever keys -> display names, in display order.
@@ -143,12 +145,6 @@ def bench_stage_frame(bench: Mapping[str, Any]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- plots
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def curves_plot(history: pd.DataFrame, stages: pd.DataFrame | None = None):
