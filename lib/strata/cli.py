@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from strata.config import ConfigError, EmbedConfig, EngineConfig, load_config
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -47,7 +48,7 @@ def _config(profile: str, config: Optional[Path], sets: Optional[list[str]]):
     try:
         return load_config(profile, config, sets or [])
     except ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
+        console.print(f"[red]config error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
 
 
@@ -108,7 +109,7 @@ def eval_(
     try:
         ds = read_beir(dataset, split)
     except BeirFormatError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     embed_cfg = EmbedConfig(batch_size=batch_size, max_seq_length=max_seq_length, actor_cpus=0.5)
     engines = Engines(EngineConfig()) if ray and any(m != "bm25" for m in model) else None

@@ -4,6 +4,18 @@ A run is configured by a profile (``demo``, ``local``, ``cluster``: YAML files s
 ``strata/profiles``), optionally a user YAML file laid over it, then ``key.path=value`` overrides from the
 CLI. Validation errors name the dotted field and the bad value so a user can fix a config without reading
 code.
+
+Two safety rules are enforced here (issue 11):
+
+- No secrets in a config. The resolved config is written into every run manifest and printed by
+  ``strata config``, so a key-like field (``judge.api_key``, ``*.token``, ``*.password``, ...) or a URL with
+  credentials (``https://user:pw@host``, ``sc://host/;token=...``) is refused, and the refusal never echoes
+  the value. Keys come from the environment (``judge.api_key_env`` names the variable) or a secret scope
+  mapped into it.
+- Input paths stay inside configured roots. A relative ``data.sources[].path`` is resolved against
+  ``data.root`` and may not leave it (no ``..`` escape, no symlink out of it); an absolute one must lie in
+  an allowed root: ``data.root``, ``$STRATA_DATA``, the default ``../shared/data``, or a folder listed in
+  ``data.allowed_roots``.
 """
 
 from __future__ import annotations
@@ -14,7 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strata.secret_policy import HIDDEN, find_secret_fields, find_url_credentials, is_secret_name, redact
 
 PROFILES = ("demo", "local", "cluster")
 
@@ -24,7 +38,9 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # hide_input_in_errors: a ValidationError's text never echoes a value (it may be a secret); load_config
+    # prints the offending value itself, redacted.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
 
 class EngineConfig(_Model):
@@ -55,10 +71,27 @@ class SourceConfig(_Model):
 
 
 class DataConfig(_Model):
-    """Where inputs come from. ``root`` defaults to $STRATA_DATA, else ../shared/data when present."""
+    """Where inputs come from. ``root`` defaults to $STRATA_DATA, else ../shared/data when present.
+
+    Source paths are confined: a relative path must stay inside ``root`` (after resolving ``..`` and
+    symlinks), an absolute one must lie inside one of ``allowed_root_paths()``.
+    """
 
     root: str | None = None
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="more folders (absolute) that source paths may point into, besides data.root, "
+                    "$STRATA_DATA and the default ../shared/data; e.g. where you downloaded WANDS",
+    )
     sources: list[SourceConfig] = Field(default_factory=list)
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _absolute_roots(cls, v: list[str]) -> list[str]:
+        for r in v:
+            if not Path(r).expanduser().is_absolute():
+                raise ValueError(f"{r!r} is not an absolute folder (allowed roots are never relative)")
+        return v
 
     def resolved_root(self) -> Path:
         if self.root:
@@ -68,9 +101,54 @@ class DataConfig(_Model):
             return Path(env).expanduser()
         return default_data_root()
 
+    def allowed_root_paths(self) -> list[Path]:
+        """Every folder a source path may resolve into (resolved, de-duplicated, in order)."""
+        cands = [self.resolved_root()]
+        if os.environ.get("STRATA_DATA"):
+            cands.append(Path(os.environ["STRATA_DATA"]).expanduser())
+        cands.append(default_data_root())
+        cands += [Path(r).expanduser() for r in self.allowed_roots]
+        out: list[Path] = []
+        for c in cands:
+            r = c.resolve()
+            if r not in out:
+                out.append(r)
+        return out
+
     def source_path(self, source: SourceConfig) -> Path:
-        p = Path(source.path).expanduser()
-        return p if p.is_absolute() else self.resolved_root() / p
+        """The path to read ``source`` from; ``ConfigError`` if it leaves the allowed roots."""
+        where = "data.sources"
+        for i, s in enumerate(self.sources):
+            if s is source:
+                where = f"data.sources[{i}]"
+                break
+        return self._confined(source.path, f"{where}.path")
+
+    def check_sources(self) -> None:
+        """Every source path is confined (``ConfigError`` naming the first that is not)."""
+        for i, s in enumerate(self.sources):
+            self._confined(s.path, f"data.sources[{i}].path")
+
+    def _confined(self, raw: str, field: str) -> Path:
+        p = Path(raw).expanduser()
+        root = self.resolved_root()
+        allowed = self.allowed_root_paths()
+        how = ("move the data under data.root, or allow its folder with data.allowed_roots (config file: "
+               "`data: {allowed_roots: ['/abs/folder']}`, CLI: `--set \"data.allowed_roots=['/abs/folder']\"`)")
+        if not p.is_absolute():
+            if os.path.normpath(p).split(os.sep)[0] == "..":
+                raise ConfigError(f"{field}: {raw!r} escapes data.root ({root}) through '..'; a relative source "
+                                  f"path must stay inside data.root. Use a path inside it, or an absolute path "
+                                  f"and {how}")
+            full = root / p
+        else:
+            full = p
+        real = full.resolve()
+        if not any(real == a or a in real.parents for a in allowed):
+            via = " (through a symlink)" if real != Path(os.path.abspath(full)) else ""
+            raise ConfigError(f"{field}: {raw!r} resolves{via} to {real}, outside the allowed data roots "
+                              f"({', '.join(str(a) for a in allowed)}); {how}")
+        return full
 
 
 class LakehouseConfig(_Model):
@@ -150,6 +228,36 @@ class StrataConfig(_Model):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     seed: int = 13
 
+    @model_validator(mode="after")
+    def _no_url_credentials(self) -> "StrataConfig":
+        bad = find_url_credentials(self.model_dump(mode="json"))
+        if bad:
+            raise ValueError("; ".join(f"{path}: holds {why}" for path, why in bad) + f". {_SECRET_ADVICE}")
+        return self
+
+
+_SECRET_ADVICE = ("Secrets are never read from a config file, --set override or job parameter (the config is "
+                  "written into every run manifest and printed by `strata config`): put them in the environment "
+                  "(judge.api_key_env names the judge's key variable, default OPENAI_API_KEY; STRATA_SPARK_REMOTE "
+                  "for a Spark Connect URL with a token; MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN for MLflow) or a "
+                  "secret scope mapped into it ({{secrets/<scope>/<key>}} on Databricks, a Secret on "
+                  "Kubernetes). The value is not shown")
+
+
+def check_no_secrets(doc: dict[str, Any]) -> None:
+    """``ConfigError`` if a raw config document holds a key-like field or a URL with credentials."""
+    problems = [f"{path}: a secret-like field" for path in find_secret_fields(doc)]
+    problems += [f"{path}: holds {why}" for path, why in find_url_credentials(doc)]
+    if problems:
+        raise ConfigError("secrets in config:\n  " + "\n  ".join(problems) + f"\n{_SECRET_ADVICE}.")
+
+
+def _shown(field: str, value: Any) -> str:
+    last = field.rsplit(".", 1)[-1]
+    if is_secret_name(last) or last.lower().endswith("_env"):
+        return HIDDEN
+    return repr(redact(value))
+
 
 def default_data_root() -> Path:
     """../shared/data relative to the repo (or the cwd), the layout the project is developed in."""
@@ -209,11 +317,14 @@ def load_config(
     for item in overrides or []:
         _apply_override(doc, item)
     doc["profile"] = doc.get("profile", profile)
+    check_no_secrets(doc)
     try:
-        return StrataConfig.model_validate(doc)
+        cfg = StrataConfig.model_validate(doc)
     except ValidationError as e:
         msgs = []
         for err in e.errors():
             field = ".".join(str(x) for x in err["loc"])
-            msgs.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
+            msgs.append(f"{field}: {err['msg']} (got {_shown(field, err.get('input'))})")
         raise ConfigError("invalid config:\n  " + "\n  ".join(msgs)) from None
+    cfg.data.check_sources()
+    return cfg

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from strata.config import EngineConfig, SplitConfig
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+    console.print(f"[red]error:[/red] {escape(str(msg))}")
     raise typer.Exit(code)
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 judge_app = typer.Typer(help="Relevance judge: train, calibrate, score candidates, engagement audit.",
@@ -60,7 +61,7 @@ def train(
     _logging()
     lh = Lakehouse(lakehouse)
     if not lh.exists("labels") or not lh.exists("products"):
-        console.print(f"[red]error:[/red] {lakehouse} needs labels and products tables (run strata ingest)")
+        console.print(f"[red]error:[/red] {escape(str(lakehouse))} needs labels and products tables (run strata ingest)")
         raise typer.Exit(2)
     pairs = load_pairs(lh, source)
     tr = pairs[pairs["split"] == "train"]
@@ -123,7 +124,7 @@ def _judge_config(judge: Optional[Path], backend: str, model: Optional[str], **k
             console.print("[red]error:[/red] --judge JUDGE_DIR is required for the distilled backend")
             raise typer.Exit(2)
         if not (judge / "judge.json").is_file():
-            console.print(f"[red]error:[/red] {judge} is not a trained judge (no judge.json)")
+            console.print(f"[red]error:[/red] {escape(str(judge))} is not a trained judge (no judge.json)")
             raise typer.Exit(2)
         model = str(judge.expanduser().resolve())
     return JudgeConfig(backend=backend, model=model or "", **kw)
@@ -151,10 +152,10 @@ def calibrate(
     try:
         ds, rows = beir_pairs(dataset, split, limit)
     except (BeirFormatError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     if not rows:
-        console.print(f"[red]error:[/red] {dataset}: no judged pairs in qrels")
+        console.print(f"[red]error:[/red] {escape(str(dataset))}: no judged pairs in qrels")
         raise typer.Exit(2)
     j = load_judge(cfg)
     t0 = time.perf_counter()
@@ -210,7 +211,7 @@ def score(
         if candidates == "labels":
             cand_src = _labels_candidates(lh)
     elif not Path(candidates).exists():
-        console.print(f"[red]error:[/red] --candidates {candidates}: no such folder or table")
+        console.print(f"[red]error:[/red] --candidates {escape(str(candidates))}: no such folder or table")
         raise typer.Exit(2)
     cands = read_candidates(cand_src)
     if limit:
@@ -248,6 +249,6 @@ def audit(
         with Engines(EngineConfig()) as eng:
             res = run_audit(eng, lh, judge_id, AuditRules(min_clicks, min_impressions), rid)
     except FileNotFoundError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     print(json.dumps(res, indent=2))

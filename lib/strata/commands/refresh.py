@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -41,6 +42,6 @@ def refresh(
     try:
         res = run_refresh(cfg, out)
     except RefreshLocked as e:
-        console.print(f"[red]locked:[/red] {e}")
+        console.print(f"[red]locked:[/red] {escape(str(e))}")
         raise typer.Exit(3) from None
     print(json.dumps(res.__dict__, indent=2, default=str))

@@ -17,12 +17,20 @@ never moves the watermark back. Records whose ``query_time`` is not a timestamp 
 quarantined on every run that reads them (the run log counts them under that run).
 
 File-level problems fail loudly (``SourceSchemaError``): no log file, a header without the required columns
-(with a wrong-delimiter hint), a truncated/corrupt gzip. Row-level problems (missing user / query / sku /
-time, unparseable time, wrong field count) go to ``quarantine`` with a reason; read = accepted + quarantined.
+(with a wrong-delimiter hint), a truncated/corrupt gzip, and a record with *more* fields than the header
+(Sail's CSV reader has no permissive mode for it: the job fails naming the file and line, before writing).
+Row-level problems (missing user / query / sku / time, too few fields, unparseable time, a time outside
+[``EVENT_TS_MIN``, ``EVENT_TS_MAX``), a NUL byte, invalid UTF-8) go to ``quarantine`` with a reason;
+read = accepted + quarantined. A time out of range belongs to no day either (it must not move the
+watermark to 2999). Spark's CSV reader turns invalid UTF-8 into U+FFFD and has no other encoding, so every
+file is scanned first: in a file with invalid UTF-8 bytes, the records holding U+FFFD are quarantined (a
+wholly Windows-1252 file loses its non-ASCII records this way, where the row-level adapter would decode it;
+the real logs are UTF-8, with a few literal U+FFFD that stay accepted).
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import logging
 import time
@@ -35,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from strata.sources.base import SourceSchemaError
+from strata.sources.base import EVENT_TS_MAX, EVENT_TS_MIN, SourceSchemaError
 from strata.tables import Lakehouse, spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,23 +63,35 @@ class LogFile:
     path: Path
     columns: tuple[str, ...]
     clicks: bool
+    invalid_utf8: bool = False  # some bytes are not UTF-8: records Spark decoded with U+FFFD are quarantined
 
 
-def _header(path: Path) -> list[str]:
-    """The header line; a truncated or corrupt gzip is found here (the whole stream is checked)."""
+def _header(path: Path) -> tuple[list[str], bool]:
+    """The header line and whether the file has invalid UTF-8; the whole stream is read, so a truncated or
+    corrupt gzip is found here (CRC and length are only verified at the end of the stream)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    invalid = False
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                first = f.readline()
-                while f.read(1 << 20):  # CRC and length are only verified at the end of the stream
-                    pass
-        else:
-            with path.open("rb") as f:
-                first = f.readline()
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as f:
+            first = chunk = f.readline()
+            while chunk:
+                if not invalid:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        invalid = True
+                chunk = f.read(1 << 20)
+            if not invalid:
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    invalid = True
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
         raise SourceSchemaError(f"{path}: truncated or corrupt gzip file ({e})") from None
+    if invalid:
+        log.warning("%s: not valid UTF-8; records with undecodable bytes go to quarantine", path.name)
     text = first.decode("utf-8-sig", errors="replace").strip()
-    return [c.strip().strip('"').lower() for c in text.split(",")] if text else []
+    return ([c.strip().strip('"').lower() for c in text.split(",")] if text else []), invalid
 
 
 def find_log_files(folder: Path) -> list[LogFile]:
@@ -84,11 +104,11 @@ def find_log_files(folder: Path) -> list[LogFile]:
     )
     files: list[LogFile] = []
     for p in candidates:
-        header = _header(p)
+        header, invalid_utf8 = _header(p)
         if set(CLICK_COLUMNS) <= set(header):
-            files.append(LogFile(p, tuple(header), True))
+            files.append(LogFile(p, tuple(header), True, invalid_utf8))
         elif set(SEARCH_COLUMNS) <= set(header):
-            files.append(LogFile(p, tuple(header), False))
+            files.append(LogFile(p, tuple(header), False, invalid_utf8))
         elif folder.is_file() or p.name.startswith(("train", "test", "queries", "clicks", "events")):
             hint = ""
             if len(header) == 1 and any(d in header[0] for d in ("\t", ";", "|")):
@@ -109,15 +129,31 @@ def _read_file(spark: "SparkSession", f: LogFile) -> "DataFrame":
 
     schema = T.StructType([T.StructField(c, T.StringType(), True) for c in f.columns])
     df = (
-        spark.read.option("header", True).option("mode", "PERMISSIVE").schema(schema).csv(str(f.path))
+        spark.read.option("header", True).option("mode", "PERMISSIVE")
+        .option("allowTruncatedRows", True)  # Sail: a short record (cut off, NUL padding) gets NULLs, not an error
+        .schema(schema).csv(str(f.path))
     )
     if not f.clicks:
         df = df.withColumn("sku", F.lit(None).cast("string")).withColumn("click_time", F.lit(None).cast("string"))
     return df.select(
         F.lit(f.path.name).alias("_file"),
         F.lit(f.clicks).alias("_clicks"),
+        F.lit(f.invalid_utf8).alias("_bad_utf8"),
         *[F.col(c) for c in ("user", "sku", "query", "click_time", "query_time")],
     )
+
+
+def _csv_error(spark: "SparkSession", files: list[LogFile], error: Exception) -> SourceSchemaError:
+    """A record Sail's CSV reader cannot read (more fields than the header), as a file-level error naming the
+    file; only called after the job failed, so finding the file costs nothing on the normal path."""
+    for f in files:
+        try:
+            _read_file(spark, f).count()
+        except Exception as e:  # noqa: BLE001 (the connect client raises its own exception types)
+            if "Csv error" in str(e):
+                return SourceSchemaError(f"{f.path}: unreadable CSV record ({str(e).splitlines()[0]})")
+    names = ", ".join(str(f.path) for f in files)
+    return SourceSchemaError(f"{names}: unreadable CSV record ({str(error).splitlines()[0]})")
 
 
 def _iso(col: str) -> str:
@@ -133,6 +169,9 @@ def _validated(spark: "SparkSession", raw: "DataFrame", normalize) -> "DataFrame
     """Raw records with parsed times, ``query_norm``, ``query_day`` and ``why`` (NULL = accepted)."""
     from pyspark.sql import functions as F
 
+    fields = "concat_ws('', user, sku, query, click_time, query_time)"
+    lo, hi = (f"TIMESTAMP_NTZ '{t:%Y-%m-%d %H:%M:%S}'" for t in (EVENT_TS_MIN, EVENT_TS_MAX))
+    span = f"[{EVENT_TS_MIN:%Y-%m-%d}, {EVENT_TS_MAX:%Y-%m-%d})"
     df = raw.select(
         "*",
         F.expr("try_cast(trim(query_time) AS timestamp_ntz)").alias("q_ts"),
@@ -140,9 +179,11 @@ def _validated(spark: "SparkSession", raw: "DataFrame", normalize) -> "DataFrame
         normalize(F.col("query")).alias("query_norm"),
     )
     why = F.expr(
-        """
+        f"""
         CASE
           WHEN user IS NULL AND query IS NULL AND query_time IS NULL THEN 'malformed record (no fields parsed)'
+          WHEN instr({fields}, '\\u0000') > 0 THEN 'NUL byte in record'
+          WHEN _bad_utf8 AND instr({fields}, '\\uFFFD') > 0 THEN 'invalid UTF-8 (undecodable bytes in the record)'
           WHEN coalesce(trim(user), '') = '' THEN 'missing user'
           WHEN _clicks AND coalesce(trim(sku), '') = '' THEN 'missing sku'
           WHEN coalesce(trim(query_time), '') = '' THEN 'missing query_time'
@@ -150,10 +191,14 @@ def _validated(spark: "SparkSession", raw: "DataFrame", normalize) -> "DataFrame
           WHEN query_norm = '' THEN 'query is blank'
           WHEN q_ts IS NULL THEN concat('query_time ', query_time, ' is not a timestamp')
           WHEN _clicks AND c_ts IS NULL THEN concat('click_time ', click_time, ' is not a timestamp')
+          WHEN q_ts < {lo} OR q_ts >= {hi} THEN concat('query_time ', query_time, ' is out of range {span}')
+          WHEN _clicks AND (c_ts < {lo} OR c_ts >= {hi})
+            THEN concat('click_time ', click_time, ' is out of range {span}')
         END
         """
     )
-    return df.withColumn("why", why).withColumn("query_day", F.to_date("q_ts"))
+    in_range = F.expr(f"q_ts >= {lo} AND q_ts < {hi}")
+    return df.withColumn("why", why).withColumn("query_day", F.when(in_range, F.to_date("q_ts")))
 
 
 def _events(ok: "DataFrame") -> "DataFrame":
@@ -265,8 +310,9 @@ def ingest_search_log(
     raw = None
     for f in files:
         df = _read_file(spark, f)
-        if limit is not None:
-            df = df.limit(limit)
+        if limit is not None:  # the first N records in file order: a bare limit() takes whichever split of a
+            # plain CSV answers first, so re-running a limited ingest would read other records
+            df = df.withColumn("_row", F.monotonically_increasing_id()).orderBy("_row").limit(limit).drop("_row")
         raw = df if raw is None else raw.unionByName(df)
     normalize = F.udf(lambda s: normalize_query(s), T.StringType())  # noqa: PLW0108 (no type hints: plain UDF)
     checked = _validated(spark, raw, normalize)
@@ -287,11 +333,16 @@ def ingest_search_log(
     scoped = checked.where(in_scope)
     scoped.createOrReplaceTempView("strata_log_scoped")
 
-    stats = spark.sql(
-        "SELECT count(*) AS n, count_if(why IS NULL) AS ok, count_if(why IS NOT NULL) AS bad, "
-        "min(CASE WHEN why IS NULL THEN query_day END) AS lo, max(CASE WHEN why IS NULL THEN query_day END) AS hi "
-        "FROM strata_log_scoped"
-    ).collect()[0]
+    try:  # the first action: CSV records Sail cannot read fail here, before anything is written
+        stats = spark.sql(
+            "SELECT count(*) AS n, count_if(why IS NULL) AS ok, count_if(why IS NOT NULL) AS bad, "
+            "min(CASE WHEN why IS NULL THEN query_day END) AS lo, max(CASE WHEN why IS NULL THEN query_day END) AS hi "
+            "FROM strata_log_scoped"
+        ).collect()[0]
+    except Exception as e:  # noqa: BLE001
+        if "Csv error" not in str(e):
+            raise
+        raise _csv_error(spark, files, e) from None
     read, accepted, quarantined = int(stats["n"]), int(stats["ok"]), int(stats["bad"])
     upserted = 0
     if accepted:

@@ -98,7 +98,12 @@ def ingest_source(
     t0 = time.perf_counter()
     spark_log = name == "bestbuy-small" and events_in_spark
     if spark_log:
+        from strata.ingest.events import find_log_files
         from strata.sources.bestbuy_small import load_bestbuy_small
+
+        # File-level problems of the log (missing, wrong delimiter, missing columns) fail before the catalog
+        # is written, so a bad log leaves every table as it was.
+        find_log_files(Path(path))
 
         data = load_bestbuy_small(Path(path), limit=limit, split=split, logs=False).check()
     else:
@@ -127,6 +132,7 @@ def ingest(config: StrataConfig, engines: Engines, lakehouse: Lakehouse, run_id:
 
     counts: list[dict] = []
     sources = config.data.sources
+    config.data.check_sources()  # every path confined before anything is read or written
     with Progress(
         TextColumn("ingest {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), transient=True,

@@ -7,9 +7,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from strata.judge.prompt import GUIDELINE_VERSION, guideline_id
+from strata.secret_policy import ENV_NAME, find_secret_fields, url_credential
+
+SECRET_HINT = ("API keys are never read from a config file, --set override or job parameter (the config is "
+               "written into every run manifest). Put the key in an environment variable and name the variable "
+               "in judge.api_key_env (default OPENAI_API_KEY); on Databricks map a secret scope into it "
+               "({{secrets/<scope>/<key>}}), on Kubernetes a Secret (secretKeyRef)")
 
 Backend = Literal["distilled", "transformers", "vllm", "openai"]
 
@@ -17,7 +23,7 @@ Backend = Literal["distilled", "transformers", "vllm", "openai"]
 class JudgeConfig(BaseModel):
     """How to judge (the lead wires this into StrataConfig as ``judge``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     backend: Backend = "distilled"
     model: str = Field("", description="distilled: a trained judge dir; transformers: 'smollm2' or a dir; "
@@ -35,6 +41,32 @@ class JudgeConfig(BaseModel):
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0)
     requests_per_second: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            bad = find_secret_fields({k: None for k in data})
+            if bad:
+                raise ValueError(f"{', '.join(bad)}: not a judge setting. {SECRET_HINT} (value not shown)")
+        return data
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not ENV_NAME.match(v):
+            raise ValueError("must be the NAME of the environment variable that holds the key (e.g. "
+                             "OPENAI_API_KEY), not the key itself (value not shown)")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_url_credentials(cls, v: str | None) -> str | None:
+        why = url_credential(v)
+        if why:
+            raise ValueError(f"holds {why}; credentials go in the environment variable named by "
+                             "judge.api_key_env, not in the URL (value not shown)")
+        return v
 
 
 def judge_identity(cfg: JudgeConfig) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping, Sequence
@@ -23,9 +24,18 @@ from strata.judge.protocol import PreparedInput
 
 GUIDELINE_VERSION = "relevance_v1"
 GRADE_TOKENS = ("0", "1", "2")
+INSTRUCTION = "Grade the product for the query (0, 1 or 2). Answer with the digit only."
 
-_TAG = re.compile(r"</?\s*(product|query|category|attributes|system|user|assistant)\b[^>]*>", re.IGNORECASE)
-_CHAT_MARKERS = re.compile(r"<\|[^|>]{0,40}\|>|\[/?INST\]|<<SYS>>|<</SYS>>", re.IGNORECASE)
+# The prompt's own section delimiters (and role names), with or without attributes, in any case or spacing:
+# "<product>", "</ product >", "< /query foo='x'>".
+_TAG = re.compile(r"<\s*/?\s*(product|query|category|attributes|system|user|assistant)\b[^>]*>", re.IGNORECASE)
+# Chat-template and tokenizer special-token shapes: <|im_start|>, <|eot_id|>, [INST], <<SYS>>, any bare tag
+# such as <s>, </s>, <start_of_turn>, <file_sep> (SmolLM2 has 17 of those), [SYSTEM_PROMPT]. A tokenizer turns
+# such text into the real special token, so it must never reach it verbatim.
+_CHAT_MARKERS = re.compile(
+    r"<\|[^|>]{0,40}\|>|\[/?INST\]|<</?SYS>>|</?[A-Za-z_][A-Za-z0-9_.:-]{0,39}>|\[/?[A-Z][A-Z_]{2,39}\]"
+)
+_BRACKETS = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")"})
 
 
 @lru_cache(maxsize=8)
@@ -38,11 +48,32 @@ def guideline_id(version: str = GUIDELINE_VERSION) -> str:
     return f"{version}@{hashlib.sha256(guideline(version).encode()).hexdigest()[:8]}"
 
 
+def _visible(text: str) -> str:
+    """NFKC (full-width ＜／product＞ becomes </product> *before* matching) and no invisible characters:
+    format characters (zero-width space/joiners, bidi overrides, BOM) and controls, which could hide a
+    delimiter from the patterns while the model still reads it; line breaks become spaces."""
+    text = unicodedata.normalize("NFKC", str(text))
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cf":
+            continue
+        if cat in ("Cc", "Zl", "Zp"):
+            out.append(" ")  # newlines/tabs/controls: one line per section in the user message
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
 def escape(text: str) -> str:
-    """Neutralise delimiter tags and chat-template markers inside untrusted text (kept readable)."""
-    text = _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
-    return _CHAT_MARKERS.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›").replace("[", "(")
-                             .replace("]", ")"), text)
+    """Neutralise delimiter tags and chat-template markers inside untrusted text (kept readable).
+
+    Angle/square brackets of a matched marker become ‹ › ( ), so "</product>" reads as "‹/product›": the
+    words stay visible to the model as data but can neither close a section nor become a special token.
+    """
+    text = _visible(text)
+    text = _TAG.sub(lambda m: m.group(0).translate(_BRACKETS), text)
+    return _CHAT_MARKERS.sub(lambda m: m.group(0).translate(_BRACKETS), text)
 
 
 def user_message(p: PreparedInput) -> str:
@@ -52,7 +83,7 @@ def user_message(p: PreparedInput) -> str:
     if p.attributes:
         attrs = "; ".join(f"{escape(k)}: {escape(v)}" for k, v in list(p.attributes.items())[:12])
         lines.append(f"<attributes>{attrs[:512]}</attributes>")
-    lines.append("Grade the product for the query (0, 1 or 2). Answer with the digit only.")
+    lines.append(INSTRUCTION)
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ substitute / complement, 0 irrelevant), a probability per grade, the judge id an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +24,7 @@ TRUNCATED = "truncated"  # scored, but the product text was cut to the length ca
 EMPTY_QUERY = "error:empty_query"
 EMPTY_PRODUCT = "error:empty_product"
 BACKEND_ERROR = "error:backend"
+INVALID_INPUT = "error:invalid_input"  # a row the validator itself could not read
 SCORED = (OK, TRUNCATED)
 
 MAX_QUERY_CHARS = 256
@@ -85,7 +86,8 @@ def prepare(row: JudgeInput, max_query_chars: int = MAX_QUERY_CHARS,
     product = clean_text(row.product_text if isinstance(row.product_text, str)
                          else ("" if row.product_text is None else str(row.product_text)))
     category = clean_text(row.category) if row.category else ""
-    attrs = {clean_text(k): clean_text(v) for k, v in (row.attributes or {}).items() if k and v}
+    raw_attrs = row.attributes.items() if isinstance(row.attributes, Mapping) else ()
+    attrs = {clean_text(k): clean_text(v) for k, v in raw_attrs if k and v}
     if not normalize_query(query):
         return PreparedInput("", product, category, attrs, EMPTY_QUERY, "query is empty")
     if not product:
@@ -97,6 +99,13 @@ def prepare(row: JudgeInput, max_query_chars: int = MAX_QUERY_CHARS,
         what = " and ".join(w for w, c in (("query", q_cut), ("product text", p_cut)) if c)
         return PreparedInput(query, product, category, attrs, TRUNCATED, f"{what} truncated to the length cap")
     return PreparedInput(query, product, category, attrs)
+
+
+def _prepare_or_error(row: JudgeInput) -> PreparedInput:
+    try:
+        return prepare(row)
+    except Exception as e:  # noqa: BLE001 - one unreadable row must not fail the batch
+        return PreparedInput("", "", "", {}, INVALID_INPUT, f"{type(e).__name__}: {e}"[:500])
 
 
 def error_output(p: PreparedInput, judge_id: str, version: str) -> JudgeOutput:
@@ -116,32 +125,59 @@ def normalise_probs(scores: np.ndarray) -> np.ndarray:
     return out
 
 
+def _score_rows(score_fn, rows: list[PreparedInput]) -> np.ndarray:
+    probs = np.asarray(score_fn(rows), dtype=np.float64)
+    if probs.shape != (len(rows), 3):
+        raise ValueError(f"scorer returned shape {probs.shape}, expected ({len(rows)}, 3)")
+    return probs
+
+
+def _score_isolating(score_fn, rows: list[PreparedInput]) -> list[np.ndarray | str]:
+    """Probabilities per row, or the error text of the rows a failure could be pinned on.
+
+    The whole batch is tried first (the normal, fast path). If the scorer raises, the batch is split in
+    halves and each half retried, down to single rows: one poisonous row (text the tokenizer or an endpoint
+    chokes on) costs about 2*log2(n) extra calls and fails alone; a scorer that is down fails every row.
+    """
+    try:
+        probs = _score_rows(score_fn, rows)
+        return [probs[k] for k in range(len(rows))]
+    except Exception as e:  # noqa: BLE001 - a backend failure is reported per row
+        if len(rows) == 1:
+            return [f"{type(e).__name__}: {e}"[:500]]
+    mid = len(rows) // 2
+    return _score_isolating(score_fn, rows[:mid]) + _score_isolating(score_fn, rows[mid:])
+
+
+def _check_probs(pr: np.ndarray) -> np.ndarray | str:
+    """A row of grade scores -> a distribution over the three grades, or why it is not one."""
+    if not np.all(np.isfinite(pr)):
+        return "non-finite grade probabilities"
+    if np.any(pr < 0) or pr.sum() <= 0:
+        return "invalid grade probabilities (negative or all zero)"
+    total = float(pr.sum())
+    return pr if abs(total - 1.0) <= 1e-9 else pr / total
+
+
 def judge_scored(judge: Judge, batch: Sequence[JudgeInput], score_fn) -> list[JudgeOutput]:
     """Shared driver: validate rows, score the valid ones with ``score_fn(list[PreparedInput]) -> (n,3)``.
 
-    A failure of ``score_fn`` marks the valid rows ``error:backend`` rather than raising.
+    Never raises for a row: invalid input gets its ``error:*`` status; a failure of ``score_fn`` is narrowed
+    down to the rows it fails on (see ``_score_isolating``), which get ``error:backend`` while the other rows
+    are scored; a row whose scores are not a distribution over the grades is an ``error:backend`` row too.
     """
-    prepared = [prepare(r) for r in batch]
+    prepared = [_prepare_or_error(r) for r in batch]
     out: list[JudgeOutput | None] = [None] * len(prepared)
     valid = [i for i, p in enumerate(prepared) if p.status in SCORED]
     for i, p in enumerate(prepared):
         if p.status not in SCORED:
             out[i] = error_output(p, judge.judge_id, judge.version)
     if valid:
-        try:
-            probs = np.asarray(score_fn([prepared[i] for i in valid]), dtype=np.float64)
-            if probs.shape != (len(valid), 3):
-                raise ValueError(f"scorer returned shape {probs.shape}, expected ({len(valid)}, 3)")
-        except Exception as e:  # noqa: BLE001 - a backend failure is reported per row
-            for i in valid:
-                out[i] = JudgeOutput(None, None, judge.judge_id, judge.version, BACKEND_ERROR,
-                                     f"{type(e).__name__}: {e}"[:500])
-            return out  # type: ignore[return-value]
-        for k, i in enumerate(valid):
-            pr = probs[k]
-            if not np.all(np.isfinite(pr)):
-                out[i] = JudgeOutput(None, None, judge.judge_id, judge.version, BACKEND_ERROR,
-                                     "non-finite grade probabilities")
+        results = _score_isolating(score_fn, [prepared[i] for i in valid])
+        for res, i in zip(results, valid):
+            pr = res if isinstance(res, str) else _check_probs(res)
+            if isinstance(pr, str):
+                out[i] = JudgeOutput(None, None, judge.judge_id, judge.version, BACKEND_ERROR, pr)
                 continue
             out[i] = JudgeOutput(int(pr.argmax()), (float(pr[0]), float(pr[1]), float(pr[2])),
                                  judge.judge_id, judge.version, prepared[i].status, prepared[i].error)

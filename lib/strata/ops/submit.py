@@ -10,7 +10,11 @@ Three targets, each running the same ``jobs/<stage>.py`` entry point that ``stra
 
 Environment variables are passed **by name**: the Ray payload carries ``NAME: "${NAME}"``, which Ray expands
 from the cluster node's own environment when the job starts (a Kubernetes Secret, an instance profile, ...),
-so no value, secret or not, ever leaves this machine inside the job description.
+so no value, secret or not, ever leaves this machine inside the job description. The same holds for the
+other places a value could ride along: stage arguments, Databricks ``--param`` and spark-submit ``--conf``
+items whose key looks like a secret (``api_key=``, ``...secret.key=``, ``token=``) or whose value is a URL with
+credentials are refused (a ``{{secrets/scope/key}}`` or ``${NAME}`` reference is fine), because they would be
+stored in the job server's job table, the run's parameters, or echoed to the terminal.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from strata.secret_policy import is_secret_name, url_credential
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -59,6 +65,8 @@ JOB_ENV = {"STRATA_RAY_ADDRESS": "auto"}
 DEFAULT_ENV_NAMES = ("STRATA_DATA", "STRATA_SPARK_REMOTE", "HF_HUB_OFFLINE")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY_VALUE = re.compile(r"(?:^|[\s,;])-*([A-Za-z0-9_.\-]+)=([^,;\s]*)")
+_REFERENCE = re.compile(r"^(?:\{\{\s*secrets/[^}]+\}\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$")
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -109,6 +117,7 @@ def job_file(stage: str) -> str:
 
 def entrypoint(stage: str, args: Sequence[str] = (), python: str = "python") -> str:
     """The shell command a Ray job runs, from the working_dir root: ``python jobs/<stage>.py ARGS``."""
+    refuse_secret_values(args, "stage argument")
     return shlex.join([python, job_file(stage), *args])
 
 
@@ -116,6 +125,25 @@ def requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
     """The package's own runtime requirements ([project].dependencies)."""
     with open(pyproject, "rb") as f:
         return list(tomllib.load(f)["project"]["dependencies"])
+
+
+def refuse_secret_values(items: Iterable[str], what: str) -> None:
+    """``SubmitError`` if an argument/parameter carries a literal secret: ``KEY=VALUE`` with a key-like KEY
+    (its last dotted part, so ``judge.api_key_env=NAME`` is fine) and a VALUE that is not a reference, or a
+    URL with credentials. The message never shows the value."""
+    for item in items:
+        text = str(item)
+        for key, value in _KEY_VALUE.findall(text):
+            if is_secret_name(key) and value and not _REFERENCE.match(value):
+                raise SubmitError(
+                    f"{what} {key}=...: a secret as a literal value would be stored with the job (and echoed); "
+                    "set it in the cluster's environment or a secret scope and pass it by name (--env NAME; "
+                    "Databricks: {{secrets/<scope>/<key>}}). The value is not shown")
+        words = re.split(r"[\s,]+", text)
+        for word in words + [w.split("=", 1)[1] for w in words if "=" in w]:
+            if url_credential(word):
+                raise SubmitError(f"{what}: a URL with credentials would be stored with the job; put the "
+                                  "credentials in the cluster's environment instead. The value is not shown")
 
 
 def env_by_name(names: Iterable[str]) -> dict[str, str]:
@@ -255,6 +283,7 @@ def databricks_command(stage: str, bundle_target: str = "dev", params: Mapping[s
     """``databricks bundle run``: ``refresh`` is its own one-task job; any nightly stage runs that task of the
     nightly job alone (``--only``). Job parameters (``--params k=v,...``) override the bundle defaults."""
     stage_command(stage)
+    refuse_secret_values([f"{k}={v}" for k, v in (params or {}).items()], "--param")
     if stage == "refresh":
         cmd = [cli, "bundle", "run", "-t", bundle_target, REFRESH_JOB]
     elif stage in NIGHTLY:
@@ -315,6 +344,8 @@ def spark_submit_command(stage: str, args: Sequence[str] = (), *, repo: Path = R
         cmd += ["--master", master]
     if deploy_mode:
         cmd += ["--deploy-mode", deploy_mode]
+    refuse_secret_values(conf, "--conf")
+    refuse_secret_values(args, "stage argument")
     for c in conf:
         if "=" not in c:
             raise SubmitError(f"--conf {c!r}: expected KEY=VALUE")

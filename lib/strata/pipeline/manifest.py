@@ -1,4 +1,9 @@
-"""What a run read, ran and produced: enough to reproduce it and to audit where a number came from."""
+"""What a run read, ran and produced: enough to reproduce it and to audit where a number came from.
+
+A manifest records the resolved config (which holds no secrets: ``strata.config`` refuses key-like fields and
+URLs with credentials), never environment variables. As a last guard everything written goes through
+``secret_policy.redact``, which blanks any value under a key-like name or a URL with credentials.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from strata.config import StrataConfig
+from strata.secret_policy import redact
 
 _PACKAGES = (
     "strata-retrieval", "pyspark", "pysail", "deltalake", "ray", "torch", "transformers",
@@ -89,7 +95,7 @@ class Manifest:
         }
 
     def write(self, path: Path, status: str = "succeeded") -> Path:
-        path.write_text(json.dumps(self.to_dict(status), indent=2, sort_keys=False) + "\n")
+        path.write_text(json.dumps(redact(self.to_dict(status)), indent=2, sort_keys=False, default=str) + "\n")
         return path
 
 

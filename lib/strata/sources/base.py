@@ -22,6 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,32 @@ log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["source", "target_table", "location", "raw", "reason"]
 MAX_RAW = 4000  # quarantined raw text is cut here: enough to see the problem, small enough to store
+# A product title longer than this is not a title (a description or a whole page pasted in, a runaway quote):
+# the record is quarantined, not truncated. Real titles are far shorter (longest: Home Depot 147, Best Buy 131).
+MAX_TITLE = 2000
+# Event timestamps outside [EVENT_TS_MIN, EVENT_TS_MAX) are sentinels or typos (1899-12-31, 2999-01-01), not
+# events: quarantined. Kept in step with the Spark search-log job (strata.ingest.events).
+EVENT_TS_MIN = datetime(1995, 1, 1)
+EVENT_TS_MAX = datetime(2100, 1, 1)
 
 
 class SourceSchemaError(ValueError):
     """A file-level problem (missing file or column, wrong delimiter, truncated archive): nothing to ingest."""
+
+
+def title_problem(title: str | None, column: str = "title") -> str | None:
+    """Why a product title is unusable because of its length (None if fine); see ``MAX_TITLE``."""
+    n = len((title or "").strip())
+    return f"{column} longer than {MAX_TITLE} characters ({n})" if n > MAX_TITLE else None
+
+
+def timestamp_problem(column: str, text: str, ts: datetime | None) -> str | None:
+    """Why an event timestamp is unusable (None if fine): unparseable, or outside the plausible range."""
+    if ts is None:
+        return f"{column} {text!r} is not a timestamp"
+    if not EVENT_TS_MIN <= ts.replace(tzinfo=None) < EVENT_TS_MAX:
+        return f"{column} {text!r} is out of range [{EVENT_TS_MIN:%Y-%m-%d}, {EVENT_TS_MAX:%Y-%m-%d})"
+    return None
 
 
 @dataclass
@@ -333,9 +356,9 @@ def read_delimited(
     """Header and a lazy stream of records of a delimited file.
 
     Missing required columns are a ``SourceSchemaError`` (with a hint when the header looks like it uses
-    another delimiter). Records with an undecodable line, an unparseable quote or the wrong number of
-    fields come back with ``problem`` set and ``fields`` None, for the adapter to quarantine. Blank lines
-    are not records.
+    another delimiter or holds NUL bytes). Records with an undecodable line, a NUL byte, an unparseable
+    quote, a field over the csv module's limit (128 KiB) or the wrong number of fields come back with
+    ``problem`` set and ``fields`` None, for the adapter to quarantine. Blank lines are not records.
     """
     decoded = decode_lines(data, name)
     lines = decoded.lines
@@ -350,7 +373,9 @@ def read_delimited(
     missing = [c for c in required if c not in header]
     if missing:
         hint = ""
-        if len(header) == 1:
+        if any("\x00" in h for h in header):
+            hint = " (NUL bytes in the header: UTF-16/32 text or a binary file?)"
+        elif len(header) == 1:
             others = [d for d in (",", "\t", ";", "|") if d != delimiter and d in header[0]]
             if others:
                 hint = f" (the header is one column containing {others[0]!r}: wrong delimiter?)"
@@ -379,8 +404,11 @@ def _records(reader, lines: list[str], bad: dict[int, str], header: list[str], n
         raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
         loc = _span(name, start, end)
         enc = next((bad[n] for n in range(start, end + 1) if n in bad), None)
+        nul = raw.find("\x00")
         if enc:
             yield Record(loc, raw, None, enc)
+        elif nul >= 0:  # the csv module keeps NUL in fields; no consumer wants one in a title or query
+            yield Record(loc, raw, None, f"NUL byte at character {nul + 1}")
         elif problem:
             yield Record(loc, raw, None, problem)
         elif len(row) != len(header):

@@ -31,6 +31,7 @@ from strata.sources.base import (
     require_dir,
     strip_html,
     take,
+    title_problem,
 )
 
 SOURCE = "bestbuy"
@@ -77,7 +78,7 @@ def product_problem(fields: Mapping[str, str | None]) -> str | None:
     if not any((v or "").strip() for v in fields.values()):
         return "empty record (every field blank)"
     missing = [c for c in ("sku", "name") if not (fields.get(c) or "").strip()]
-    return f"missing {', '.join(missing)}" if missing else None
+    return f"missing {', '.join(missing)}" if missing else title_problem(fields.get("name"), "name")
 
 
 def taxonomy_row(category_id: str, name: str, parent_id: str | None, path: list[str]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ hash(user, query_time): one query and what followed it. Events carry ``source`` 
 log); their ``product_id``s live in the products namespace ``bestbuy``.
 
 The catalog XML (``small_product_data.xml[.zip]``, each product listed twice, identically) is streamed
-with a pull parser, one product at a time; documents with a DTD or entity declarations are refused.
+with a pull parser, one product at a time; documents with a DTD or entity declarations are refused (also
+when UTF-16/32 encoded), so no entity is ever expanded. Log times outside [1995, 2100) are quarantined.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from strata.sources.base import (
     require_dir,
     stable_id,
     take,
+    timestamp_problem,
 )
 from strata.sources.bestbuy_catalog import product_problem, product_row, taxonomy_row
 from strata.text import normalize_query
@@ -80,12 +82,10 @@ def _load_log(file: Path, out: Collector, *, clicks: bool, limit: int | None) ->
             why = f"missing {', '.join(missing)}"
         elif not normalize_query(query):
             why = "query is blank"
-        elif query_ts is None:
-            why = f"query_time {f['query_time']!r} is not a timestamp"
-        elif clicks and click_ts is None:
-            why = f"click_time {f['click_time']!r} is not a timestamp"
         else:
-            why = None
+            why = timestamp_problem("query_time", f["query_time"], query_ts) or (
+                timestamp_problem("click_time", f["click_time"], click_ts) if clicks else None
+            )
         if why:
             out.reject("search_events", rec.location, rec.raw, why)
             continue
@@ -114,13 +114,18 @@ def _chunks(file: Path) -> Iterator[bytes]:
 
 
 def _guarded(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
-    """Refuse DTDs: a DOCTYPE (the only place entities can be declared) must come before the root element."""
+    """Refuse DTDs: a DOCTYPE (the only place entities can be declared) must come before the root element.
+
+    The markup is scanned with NUL bytes removed, so a UTF-16/32 document (ASCII markup interleaved with
+    NULs) is checked too; NUL is not allowed in XML text, so this hides nothing in a UTF-8 document.
+    """
     head = b""
     for chunk in chunks:
         if head is not None:
             head += chunk
-            m = _ELEMENT_START.search(head)
-            prolog = head[: m.start()] if m else head
+            scan = head.replace(b"\x00", b"")
+            m = _ELEMENT_START.search(scan)
+            prolog = scan[: m.start()] if m else scan
             if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
                 raise SourceSchemaError(
                     f"{name}: XML with a DTD / entity declarations is refused (entity expansion risk)"
@@ -130,7 +135,7 @@ def _guarded(chunks: Iterator[bytes], name: str) -> Iterator[bytes]:
                     raise SourceSchemaError(f"{name}: no root element in the first {len(head)} bytes")
                 continue
             chunk, head = head, None
-        if b"<!ENTITY" in chunk:
+        if b"<!ENTITY" in chunk.replace(b"\x00", b""):
             raise SourceSchemaError(f"{name}: XML with entity declarations is refused (entity expansion risk)")
         yield chunk
     if head is not None:

@@ -11,7 +11,15 @@ import math
 from pathlib import Path
 
 from strata.config import SplitConfig
-from strata.sources.base import Collector, SourceData, find_file, read_bytes, read_delimited, take
+from strata.sources.base import (
+    Collector,
+    SourceData,
+    find_file,
+    read_bytes,
+    read_delimited,
+    take,
+    title_problem,
+)
 from strata.text import clean_text, normalize_query, split_of
 
 SOURCE = "homedepot"
@@ -42,8 +50,9 @@ def _relevance(text: str) -> tuple[float | None, str | None]:
 def load_homedepot(path: Path, *, limit: int | None = None, split: SplitConfig = SplitConfig()) -> SourceData:
     """``train.csv[.gz]`` (or a folder holding it) -> labels + products (namespace ``homedepot``).
 
-    A row-level defect (encoding, field count, missing id / product_uid / title) quarantines the row for
-    both tables; a bad query or relevance only loses the label, the product is still a catalog entry.
+    A row-level defect (encoding, NUL byte, field count, missing id / product_uid / title, a title longer
+    than ``MAX_TITLE``) quarantines the row for both tables; a bad query or relevance only loses the label,
+    the product is still a catalog entry.
     """
     file = find_file(Path(path), ["train.csv.gz", "train.csv"], "Home Depot train.csv")
     data, name = read_bytes(file)
@@ -55,7 +64,9 @@ def load_homedepot(path: Path, *, limit: int | None = None, split: SplitConfig =
         problem = rec.problem
         if f is not None:
             missing = [c for c in ("id", "product_uid", "product_title") if not f[c].strip()]
-            problem = f"missing {', '.join(missing)}" if missing else None
+            problem = (
+                f"missing {', '.join(missing)}" if missing else title_problem(f["product_title"], "product_title")
+            )
         if problem or f is None:
             out.reject("products", rec.location, rec.raw, problem or "unreadable")
             out.reject("labels", rec.location, rec.raw, problem or "unreadable")

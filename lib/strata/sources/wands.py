@@ -22,6 +22,7 @@ from strata.sources.base import (
     read_bytes,
     read_delimited,
     take,
+    title_problem,
 )
 from strata.text import clean_text, normalize_query, split_of
 
@@ -93,6 +94,10 @@ def _load_products(file: Path, out: Collector, limit: int | None) -> None:
         f = rec.fields
         if f is None or not f["product_id"].strip() or not clean_text(f["product_name"]):
             out.reject("products", rec.location, rec.raw, rec.problem or "missing product_id or product_name")
+            continue
+        too_long = title_problem(f["product_name"], "product_name")
+        if too_long:
+            out.reject("products", rec.location, rec.raw, too_long)
             continue
         path = _hierarchy(f.get(HIERARCHY))
         attributes = parse_features(f.get("product_features"))

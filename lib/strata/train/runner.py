@@ -45,6 +45,19 @@ class StageResult:
     metrics: dict = field(default_factory=dict)
 
 
+def _check_weights(ckpt: Path) -> None:
+    """Raise unless the checkpoint's model is whole. Ray persists a checkpoint's files in parallel, so a run
+    killed mid-persist can leave a complete state file next to torn weights (safetensors checks its size)."""
+    from safetensors import safe_open
+
+    weights = sorted(ckpt.glob("*.safetensors"))
+    if not weights or not (ckpt / "modules.json").is_file():
+        raise FileNotFoundError(f"{ckpt}: no model weights or modules.json")
+    for w in weights:
+        with safe_open(str(w), "pt"):
+            pass
+
+
 def latest_checkpoint(storage: Path) -> tuple[Path | None, int]:
     """The checkpoint with the highest saved step under a Ray Train storage folder (None, -1 if none)."""
     import torch
@@ -53,6 +66,7 @@ def latest_checkpoint(storage: Path) -> tuple[Path | None, int]:
     for state in storage.glob(f"**/{STATE_FILE}"):
         try:
             step = int(torch.load(state, map_location="cpu", weights_only=True)["step"])
+            _check_weights(state.parent)
         except Exception:  # noqa: BLE001 - a half-written checkpoint is skipped, not fatal
             log.warning("ignoring unreadable checkpoint %s", state.parent)
             continue
