@@ -37,12 +37,13 @@ test: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# Every benchmark (bench/run_all.py): prepares its inputs from ../shared/data into BENCH_WORK (default
+# /tmp/strata-bench), writes bench/results/*.json + all.json and regenerates the gen: blocks of BENCHMARKS.md.
+# Hours on 2 cores. BENCH_ARGS: --only embed,mine | --quick (smoke run, results to bench/results/quick/) |
+# --render (no runs) | --dry-run (print the plan)
+BENCH_ARGS ?=
 bench: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_embed.py --n 3000 --repeats 3
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_data.py
-	@if [ -n "$(JUDGE_DIR)" ] && [ -n "$(JUDGE_LH)" ]; then \
-	  HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_judge.py --lakehouse $(JUDGE_LH) --judge $(JUDGE_DIR); \
-	else echo "bench_judge skipped: set JUDGE_LH=<lakehouse> JUDGE_DIR=<trained judge> (strata judge train)"; fi
+	HF_HUB_OFFLINE=1 $(if $(BENCH_WORK),BENCH_WORK=$(BENCH_WORK) )$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache
