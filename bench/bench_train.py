@@ -73,6 +73,31 @@ def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: fl
             "examples_per_s": round(steps * batch * (1 + negatives) / secs, 2)}
 
 
+def throughput(eng, lh, cfg, groups, a, work: Path) -> dict:
+    """Stage 1 and the MNRL trainer alternately, ``a.throughput_only`` times each: examples/s, peak RSS,
+    per-repeat ratio and medians. Both count examples as queries x (1 + negatives) per optimizer step and
+    time the optimisation loop only (model load and Ray start-up excluded)."""
+    import statistics
+
+    from strata.train.runner import train
+
+    runs = []
+    for r in range(a.throughput_only):
+        with PeakRSS(every=0.5, include_self=True) as mem:
+            s1 = train(eng, lh, cfg, "1", work / f"tp{r}" / "strata")["stages"][0]
+        ours = {"examples_per_s": s1["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
+        with PeakRSS(every=0.5, include_self=True) as mem:
+            st = train_mnrl(groups, work / f"tp{r}" / "mnrl", a.steps1, a.batch, a.negatives, a.lr, a.seq, 13)
+        peer = {"examples_per_s": st["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
+        runs.append({"strata": ours, "mnrl": peer,
+                     "ratio": round(ours["examples_per_s"] / peer["examples_per_s"], 3)})
+        print(json.dumps(runs[-1]), flush=True)
+    med = {k: {m: statistics.median(x[k][m] for x in runs) for m in ("examples_per_s", "peak_rss_mb")}
+           for k in ("strata", "mnrl")}
+    return {"steps": a.steps1, "repeats": runs, "median": med,
+            "median_ratio": statistics.median(x["ratio"] for x in runs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lakehouse", required=True)
@@ -87,6 +112,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--skip-train", action="store_true", help="evaluate models already under --work")
+    ap.add_argument("--throughput-only", type=int, default=0, metavar="REPEATS",
+                    help="no quality: REPEATS head-to-head Stage 1 vs MNRL runs of --steps1 steps (medians)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
     a = ap.parse_args()
 
@@ -113,6 +140,12 @@ def main() -> None:
                       stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
                               "epochs": 100})
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
+        if a.throughput_only:
+            res["throughput"] = throughput(eng, lh, cfg, groups, a, work)
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(json.dumps(res, indent=2, default=str))
+            print(json.dumps(res["throughput"], indent=2))
+            return
         if not a.skip_train:
             with PeakRSS(every=0.5, include_self=True) as mem:
                 ours = train(eng, lh, cfg, "both", work / "strata")
@@ -127,9 +160,10 @@ def main() -> None:
         models = {"stage1": str(work / "strata" / "stage1" / "model"), "stage1+2": str(work / "strata" / "model"),
                   "mnrl": str(work / "mnrl" / "model")}
         ecfg = EmbedConfig(max_seq_length=a.seq, batch_size=128, cache_dir=str(ROOT / "runs" / ".cache" / "embeddings"))
-        ev = evaluate_beir(ds, ["baseline", "bm25", *models.values()], k=100, embed_cfg=ecfg,
-                           max_queries=a.max_queries)
-        names = {v: k for k, v in models.items()}
+        hybrids = {f"hybrid:bm25+{p}": f"hybrid bm25+{n}" for n, p in models.items() if n != "stage1"}
+        ev = evaluate_beir(ds, ["baseline", "bm25", "hybrid:bm25+baseline", *models.values(), *hybrids],
+                           k=100, embed_cfg=ecfg, max_queries=a.max_queries)
+        names = {**{v: k for k, v in models.items()}, **hybrids, "hybrid:bm25+baseline": "hybrid bm25+baseline"}
         res["quality"] = {names.get(k, k): {m: v.get(m) for m in ("ndcg@10", "recall@100", "mrr@10")}
                           for k, v in ev["retrievers"].items()}
     q = res["quality"]
