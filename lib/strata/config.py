@@ -179,6 +179,10 @@ class EmbedConfig(_Model):
     cache_dir: str | None = Field(
         None, description="embedding cache root (by model id + text hash); None disables it"
     )
+    stream_rows: int = Field(
+        20_000, ge=1, description="catalog products read and embedded per step (embed, mining): bounds the "
+        "driver's text in memory; the vectors of the whole catalog (n x dim float32) are still held"
+    )
 
 
 class EvalConfig(_Model):

@@ -6,7 +6,9 @@ exact model. The cache is append-only shards (``.npz`` of sha1 keys + float32 ve
 atomically (temp file + rename), so a killed run leaves either a whole shard or none.
 
 Scale note: shards are loaded into memory per model (384 floats x 50k products = 77 MB); a catalog of
-millions wants a columnar store (Delta table of key, vector) instead — the interface stays.
+millions wants a columnar store (Delta table of key, vector) instead — the interface stays. A catalog embedded
+in steps (``EmbedConfig.stream_rows``) adds one in-memory part per step; lookups gather from the parts
+without concatenating them.
 """
 
 from __future__ import annotations
@@ -61,10 +63,17 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def _matrix(self) -> np.ndarray:
-        if len(self._vecs) > 1:
-            self._vecs = [np.concatenate(self._vecs)]
-        return self._vecs[0]
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        """Vectors at cache rows ``idx``, gathered part by part: a run that embeds a catalog in many steps
+        appends one part per step, and concatenating them all on every lookup would copy the cache each time."""
+        out = np.empty((len(idx), self._dim or 0), dtype=np.float32)
+        start = 0
+        for part in self._vecs:
+            hit = (idx >= start) & (idx < start + len(part))
+            if hit.any():
+                out[hit] = part[idx[hit] - start]
+            start += len(part)
+        return out
 
     def embed(self, texts: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """Vectors for ``texts`` in order; ``compute`` is called once, on the distinct unseen texts only."""
@@ -78,7 +87,7 @@ class EmbeddingCache:
             if new.shape[0] != len(missing):
                 raise RuntimeError(f"embedder returned {new.shape[0]} vectors for {len(missing)} texts")
             self._write_shard(list(missing), new)
-            base = len(self._keys)
+            base = sum(len(v) for v in self._vecs)  # rows so far (shards may repeat a key: not len(_keys))
             for i, k in enumerate(missing):
                 self._keys[k] = base + i
             self._vecs.append(new)
@@ -87,7 +96,7 @@ class EmbeddingCache:
                  self.dir, len(texts), len(missing), len(texts) - len(missing))
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        return self._matrix()[[self._keys[k] for k in keys]]
+        return self._rows(np.fromiter((self._keys[k] for k in keys), dtype=np.int64, count=len(keys)))
 
     def _write_shard(self, keys: list[str], vecs: np.ndarray) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,61 @@ def product_text(title: str | None, description: str | None) -> str:
     return " ".join(x for x in (title or "", description or "") if x).strip()
 
 
+def catalog_texts(lakehouse: Lakehouse, catalog: str, rows: int, version: int | None = None
+                  ) -> Iterator[tuple[list[str], list[str]]]:
+    """(product ids, product texts) of ``catalog``, ``rows`` at a time, in table order (never the whole catalog:
+    one record batch of at most ``rows`` products is read at a time)."""
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+
+    ids: list[str] = []
+    texts: list[str] = []
+    for batch in scan_batches(lakehouse, "products", ["product_id", "title", "description"],
+                              filter=pc.field("source") == catalog, batch_rows=rows, version=version):
+        ids += batch.column("product_id").to_pylist()
+        texts += [product_text(t, d) for t, d in zip(batch.column("title").to_pylist(),
+                                                     batch.column("description").to_pylist())]
+        del batch
+        while len(ids) >= rows:
+            step_ids, step_texts = ids[:rows], texts[:rows]
+            ids, texts = ids[rows:], texts[rows:]
+            yield step_ids, step_texts
+            del step_ids, step_texts
+    if ids:
+        yield ids, texts
+
+
+def catalog_vectors(lakehouse: Lakehouse, catalog: str, embed: Callable[[list[str], str], np.ndarray], rows: int,
+                    version: int | None = None) -> tuple[list[str], np.ndarray]:
+    """Every product of ``catalog`` embedded ``rows`` products at a time: (ids sorted, vectors in that order).
+
+    Driver memory: one step's texts plus the catalog's vectors (n x dim float32, what an index holds anyway),
+    never the catalog's text.
+    """
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    for step_ids, texts in catalog_texts(lakehouse, catalog, rows, version):
+        parts.append(np.asarray(embed(texts, f"{catalog} products"), dtype=np.float32))
+        ids += step_ids
+        del texts
+    if not ids:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    order = sorted(range(len(ids)), key=ids.__getitem__)  # product_id order, as Spark's orderBy gave
+    vecs = np.concatenate(parts)
+    del parts
+    return [ids[i] for i in order], np.ascontiguousarray(vecs[np.asarray(order, dtype=np.int64)])
+
+
 def embed_catalog(
     engines: Any, lakehouse: Lakehouse, catalog: str, cfg: EmbedConfig, out_dir: str | Path
 ) -> EmbedResult:
-    """Embed every product of ``catalog`` through Ray Data (cached by text hash) and build the index."""
+    """Embed every product of ``catalog`` through Ray Data (cached by text hash) and build the index.
+
+    Products stream in ``cfg.stream_rows`` at a time (see ``catalog_vectors``), so the catalog's text is never
+    in driver memory at once.
+    """
     import faiss
-    from pyspark.sql import functions as F
 
     from strata.embed.index import build_index
     from strata.evaluate.retrievers import DenseRetriever
@@ -47,27 +97,21 @@ def embed_catalog(
     if not lakehouse.exists("products"):
         raise FileNotFoundError(f"no products table in {lakehouse.root}: ingest a catalog first")
     version = lakehouse.version("products")
-    rows = (
-        lakehouse.read(engines.spark, "products", version=version)
-        .where(F.col("source") == catalog)
-        .select("product_id", "title", "description")
-        .orderBy("product_id")
-        .toPandas()
-    )
-    if rows.empty:
-        raise ValueError(f"catalog {catalog!r} has no products in {lakehouse.root}")
-    texts = [product_text(t, d) for t, d in zip(rows["title"], rows["description"])]
     dense = DenseRetriever(cfg.model, cfg, engines)
-    vecs = dense.embed(texts, "catalog")
+    ids, vecs = catalog_vectors(lakehouse, catalog, dense.embed, cfg.stream_rows, version)
+    if not ids:
+        raise ValueError(f"catalog {catalog!r} has no products in {lakehouse.root}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ids.txt").write_text("\n".join(rows["product_id"].astype(str)) + "\n")
+    with (out / "ids.txt").open("w") as fh:
+        fh.writelines(f"{p}\n" for p in ids)
     np.save(out / "vectors.npy", vecs)
     index = build_index(vecs)
+    del vecs
     if "Gpu" in type(index).__name__:  # a faiss-gpu index is written from its CPU copy
         index = faiss.index_gpu_to_cpu(index)
     faiss.write_index(index, str(out / "index.faiss"))
-    result = EmbedResult(str(out), len(rows), int(vecs.shape[1]), dense.model_id, version,
+    result = EmbedResult(str(out), len(ids), int(index.d), dense.model_id, version,
                          round(time.perf_counter() - t0, 3))
     (out / "meta.json").write_text(json.dumps({**asdict(result), "catalog": catalog,
                                                "max_seq_length": cfg.max_seq_length}, indent=2) + "\n")

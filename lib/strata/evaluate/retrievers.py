@@ -108,18 +108,25 @@ class DenseRetriever:
         self._encoder: Any = None
         self._index: Any = None
         self._doc_ids: list[str] = []
+        self._model_id: str | None = None
+        self._cache: Any = None
 
     @property
     def model_id(self) -> str:
-        return model_id(self.cfg.model)
+        if self._model_id is None:  # a hash over the weight files: computed once
+            self._model_id = model_id(self.cfg.model)
+        return self._model_id
 
     def embed(self, texts: list[str], desc: str) -> np.ndarray:
-        """Vectors for texts: from the cache (model id + text hash) when configured, else computed."""
+        """Vectors for texts: from the cache (model id + text hash) when configured, else computed.
+
+        The cache is opened once per retriever, so a catalog embedded in many steps reads its shards once."""
         if self.cfg.cache_dir:
             from strata.embed.cache import EmbeddingCache
 
-            cache = EmbeddingCache(self.cfg.cache_dir, self.model_id, self.cfg.max_seq_length)
-            return cache.embed(texts, lambda todo: self._compute(todo, desc))
+            if self._cache is None:
+                self._cache = EmbeddingCache(self.cfg.cache_dir, self.model_id, self.cfg.max_seq_length)
+            return self._cache.embed(texts, lambda todo: self._compute(todo, desc))
         return self._compute(texts, desc)
 
     def _compute(self, texts: list[str], desc: str) -> np.ndarray:

@@ -78,15 +78,21 @@ def _ex(text: str, pattern: str, group: int = 1) -> str:
     return f"nullif(regexp_extract(coalesce({text}, ''), {_sql_str(pattern)}, {group}), '')"
 
 
+# Normalised unit spelling (lower case, no dots or spaces) -> the unit written in the attribute value.
+UNITS = {
+    "in": "in", "inch": "in", "inches": "in", '"': "in", "ft": "ft", "feet": "ft", "foot": "ft",
+    "gal": "gal", "gallon": "gal", "gallons": "gal", "oz": "oz", "floz": "oz", "lb": "lb", "lbs": "lb",
+    "cuft": "cu ft", "sqft": "sq ft", "qt": "qt", "quart": "qt", "quarts": "qt", "w": "W", "watt": "W",
+    "watts": "W", "v": "V", "volt": "V", "volts": "V", "amp": "A", "amps": "A",
+}
+
+
 def unit_sql(unit: str) -> str:
+    """The unit in ``UNITS`` spelling; any other unit as normalised. A map lookup, so the (regex) ``unit``
+    expression is evaluated twice per row, not once per unit family as a CASE chain would."""
     u = f"regexp_replace(lower({unit}), '[. ]', '')"
-    return (
-        f"CASE WHEN {u} IN ('in', 'inch', 'inches', '\"') THEN 'in' WHEN {u} IN ('ft', 'feet', 'foot') THEN 'ft' "
-        f"WHEN {u} IN ('gal', 'gallon', 'gallons') THEN 'gal' WHEN {u} IN ('oz', 'floz') THEN 'oz' "
-        f"WHEN {u} IN ('lb', 'lbs') THEN 'lb' WHEN {u} = 'cuft' THEN 'cu ft' WHEN {u} = 'sqft' THEN 'sq ft' "
-        f"WHEN {u} IN ('qt', 'quart', 'quarts') THEN 'qt' WHEN {u} IN ('w', 'watt', 'watts') THEN 'W' "
-        f"WHEN {u} IN ('v', 'volt', 'volts') THEN 'V' WHEN {u} IN ('amp', 'amps') THEN 'A' ELSE {u} END"
-    )
+    pairs = ", ".join(f"'{k}', '{v}'" for k, v in UNITS.items())
+    return f"coalesce(map({pairs})[{u}], {u})"
 
 
 def text_attribute_sql(text: str) -> dict[str, str]:

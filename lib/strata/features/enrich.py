@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,47 @@ def assign(titles: list[str], paths: list[tuple[str, str]] | None, cfg: EnrichCo
     })
 
 
+def _todo_chunks(spark: "SparkSession", lakehouse: Lakehouse, cfg: EnrichConfig, tag: str) -> Iterator[pd.DataFrame]:
+    """(product_id, title) of the ``cfg.source`` products without a category and not yet assigned with ``tag``,
+    ``cfg.chunk_size`` at a time. Streamed from the table (only the done ids are held, to skip them); with
+    ``cfg.limit``, the first ``limit`` by product_id through Spark (at most ``limit`` rows collected)."""
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+
+    done: set[str] = set()
+    if not cfg.refresh and lakehouse.exists("product_categories"):
+        mine = ((pc.field("source") == cfg.source) & (pc.field("taxonomy_source") == cfg.taxonomy_source)
+                & (pc.field("model") == tag))
+        for b in scan_batches(lakehouse, "product_categories", ["product_id"], filter=mine):
+            done.update(b.column("product_id").to_pylist())
+    if cfg.limit:
+        products = lakehouse.read(spark, "products").where(
+            f"source = '{cfg.source}' AND category_id IS NULL").select("product_id", "title")
+        if done:
+            products = products.join(spark.createDataFrame(pd.DataFrame({"product_id": sorted(done)}),
+                                                           schema="product_id string"),
+                                     on="product_id", how="left_anti")
+        todo = products.orderBy("product_id").limit(cfg.limit).toPandas()
+        for start in range(0, len(todo), cfg.chunk_size):
+            yield todo.iloc[start:start + cfg.chunk_size].reset_index(drop=True)
+        return
+    want = (pc.field("source") == cfg.source) & pc.field("category_id").is_null()
+    ids: list[str] = []
+    titles: list[str | None] = []
+    for b in scan_batches(lakehouse, "products", ["product_id", "title"], filter=want):
+        for pid, title in zip(b.column("product_id").to_pylist(), b.column("title").to_pylist()):
+            if pid in done:
+                continue
+            ids.append(pid)
+            titles.append(title)
+            if len(ids) >= cfg.chunk_size:
+                yield pd.DataFrame({"product_id": ids, "title": titles})
+                ids, titles = [], []
+    if ids:
+        yield pd.DataFrame({"product_id": ids, "title": titles})
+
+
 def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, cfg: EnrichConfig = EnrichConfig(),
                       encoder=None) -> dict:
     """Assign taxonomy categories to ``cfg.source`` products that have none; returns the run's counts."""
@@ -97,41 +139,29 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
             raise MissingInputError(f"enrich: required table {need!r} not found at {lakehouse.path(need)}")
     mid = model_id(cfg.model) if encoder is None else getattr(encoder, "strata_model_id", "custom")
     tag = f"{mid};threshold={cfg.threshold};min_margin={cfg.min_margin}"
-    products = lakehouse.read(spark, "products").where(
-        f"source = '{cfg.source}' AND category_id IS NULL"
-    ).select("product_id", "title")
-    if not cfg.refresh and lakehouse.exists("product_categories"):
-        done = lakehouse.read(spark, "product_categories").where(
-            f"source = '{cfg.source}' AND taxonomy_source = '{cfg.taxonomy_source}' AND model = '{tag}'"
-        ).select("product_id")
-        products = products.join(done, on="product_id", how="left_anti")
-    products = products.orderBy("product_id")
-    if cfg.limit:
-        products = products.limit(cfg.limit)
-    todo = products.toPandas()
     taxonomy = lakehouse.read(spark, "taxonomy").where(f"source = '{cfg.taxonomy_source}'").select(
         "category_id", "path").orderBy("category_id").toPandas()
     if taxonomy.empty:
         raise MissingInputError(f"enrich: taxonomy {cfg.taxonomy_source!r} is empty; ingest it first")
-    read = len(todo)
-    blank = todo["title"].fillna("").str.strip() == ""
-    rows = pd.DataFrame()
-    if read:
-        paths = [(c, " > ".join(p)) for c, p in zip(taxonomy["category_id"], taxonomy["path"])]
+    paths = [(c, " > ".join(p)) for c, p in zip(taxonomy["category_id"], taxonomy["path"])]
+    prepared = None
+    read = upserted = assigned = 0
+    # Chunks are upserted as they are done: progress survives an interruption (done products are skipped next
+    # run), the Spark session never sits idle for the whole embedding time, and only one chunk of titles is in
+    # memory (see _todo_chunks).
+    for todo in _todo_chunks(spark, lakehouse, cfg, tag):
+        read += len(todo)
+        blank = todo["title"].fillna("").str.strip() == ""
         good = todo[~blank].reset_index(drop=True)
-        prepared = prepare(paths, cfg, encoder) if len(good) else None
-        parts = []
-        # Chunks are upserted as they are done: progress survives an interruption (done products are
-        # skipped next run) and the Spark session never sits idle for the whole embedding time.
-        for start in range(0, len(good), cfg.chunk_size):
-            chunk = good.iloc[start:start + cfg.chunk_size].reset_index(drop=True)
-            got = assign(chunk["title"].tolist(), None, cfg, prepared=prepared)
-            part = pd.concat([chunk[["product_id"]], got], axis=1)
+        if len(good):
+            if prepared is None:
+                prepared = prepare(paths, cfg, encoder)
+            got = assign(good["title"].tolist(), None, cfg, prepared=prepared)
+            part = pd.concat([good[["product_id"]], got], axis=1)
             part["source"], part["taxonomy_source"], part["model"] = cfg.source, cfg.taxonomy_source, tag
             upsert(spark, lakehouse, "product_categories", part)
-            parts.append(part)
-            log.info("enrich: %d / %d products", min(start + cfg.chunk_size, len(good)), len(good))
-        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            upserted += len(part)
+            assigned += int((part["status"] == "assigned").sum())
         if blank.any():
             extra = pd.DataFrame({"product_id": todo.loc[blank, "product_id"].tolist()})
             for col, value in (("candidate_id", None), ("confidence", float("nan")), ("margin", float("nan")),
@@ -140,12 +170,11 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
                                        else "object")
             extra["source"], extra["taxonomy_source"], extra["model"] = cfg.source, cfg.taxonomy_source, tag
             upsert(spark, lakehouse, "product_categories", extra)
-            rows = pd.concat([rows.astype({"confidence": "float64", "margin": "float64"}), extra],
-                             ignore_index=True) if len(rows) else extra
-    assigned = int((rows["status"] == "assigned").sum()) if len(rows) else 0
+            upserted += len(extra)
+        log.info("enrich: %d products", read)
     counts = {
         "source": cfg.source, "target_table": "product_categories", "read": read, "accepted": read,
-        "quarantined": 0, "upserted": len(rows), "seconds": round(time.perf_counter() - t0, 3),
+        "quarantined": 0, "upserted": upserted, "seconds": round(time.perf_counter() - t0, 3),
         "assigned": assigned, "unassigned": read - assigned,
     }
     log_counts(spark, lakehouse, run_id, "enrich-categories", [counts],

@@ -121,9 +121,20 @@ def _brand_lexicon(spark: "SparkSession") -> None:
 
 
 def product_features(spark: "SparkSession") -> "DataFrame":
+    """Attributes are extracted from each product row alone first (``attrs``), each pattern once per row and
+    the description's only where catalog and title gave nothing; only then, with the description dropped, is
+    the product joined to its category and brand prefix. So the joins never carry the text, and the scan of
+    ``in_products`` streams."""
     _brand_lexicon(spark)
+    keys = ("colour", "material", "size", "dimensions", "pack_count")
     title = text_attribute_sql("p.title")
-    desc = text_attribute_sql("p.description")
+    desc = text_attribute_sql("description")
+    catalog_key = {"colour": "color"}
+    cat = {k: f"nullif(trim(p.attributes['{catalog_key[k]}']), '')" if k in catalog_key else "NULL" for k in keys}
+    # c_<k>: the catalog's value, t_<k>: the title's; d_<k>: the description's, computed only when both are NULL
+    first = ", ".join(f"{cat[k]} AS c_{k}, {title[k]} AS t_{k}" for k in keys)
+    second = ", ".join(f"c_{k}, t_{k}, CASE WHEN c_{k} IS NULL AND t_{k} IS NULL THEN {desc[k]} END AS d_{k}"
+                       for k in keys)
     values, sources = {}, {}
     # brand: catalog column, else a frequent title prefix
     values["brand"] = (
@@ -133,18 +144,22 @@ def product_features(spark: "SparkSession") -> "DataFrame":
         "CASE WHEN p.brand IS NOT NULL THEN 'catalog' "
         "WHEN substr(p.title, 1, length(bp.brand)) = bp.brand THEN 'title_prefix' END"
     )
-    catalog_key = {"colour": "color"}
-    for k in ("colour", "material", "size", "dimensions", "pack_count"):
-        cat = f"nullif(trim(p.attributes['{catalog_key[k]}']), '')" if k in catalog_key else "NULL"
-        values[k] = f"coalesce({cat}, {title[k]}, {desc[k]})"
+    for k in keys:
+        values[k] = f"coalesce(p.c_{k}, p.t_{k}, p.d_{k})"
         sources[k] = (
-            f"CASE WHEN {cat} IS NOT NULL THEN 'catalog' WHEN {title[k]} IS NOT NULL THEN 'title' "
-            f"WHEN {desc[k]} IS NOT NULL THEN 'description' END"
+            f"CASE WHEN p.c_{k} IS NOT NULL THEN 'catalog' WHEN p.t_{k} IS NOT NULL THEN 'title' "
+            f"WHEN p.d_{k} IS NOT NULL THEN 'description' END"
         )
-    src_map = map_sql(sources)
     return spark.sql(
         f"""
-        WITH base AS (
+        WITH with_title AS (
+          SELECT p.source, p.product_id, p.title, p.brand, p.category_id, p.description, {first}
+          FROM in_products p
+        ),
+        attrs AS (
+          SELECT source, product_id, title, brand, category_id, {second} FROM with_title
+        ),
+        base AS (
           SELECT p.source, p.product_id,
                  CASE WHEN p.category_id IS NOT NULL THEN p.source ELSE pc.taxonomy_source END AS taxonomy_source,
                  coalesce(p.category_id, pc.category_id) AS category_id,
@@ -153,8 +168,8 @@ def product_features(spark: "SparkSession") -> "DataFrame":
                       WHEN pc.product_id IS NOT NULL THEN 'unassigned' END AS category_origin,
                  CASE WHEN p.category_id IS NOT NULL THEN 1.0D ELSE pc.confidence END AS category_confidence,
                  {map_sql(values)} AS attributes,
-                 {src_map} AS attribute_sources
-          FROM in_products p
+                 {map_sql(sources)} AS attribute_sources
+          FROM attrs p
           LEFT JOIN in_product_categories pc ON p.source = pc.source AND p.product_id = pc.product_id
           LEFT JOIN (SELECT b.source, t.product_id, max(b.brand) AS brand FROM brand_prefix b
                      JOIN title_words t ON b.source = t.source AND b.w1 = t.w1

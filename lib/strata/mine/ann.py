@@ -21,6 +21,8 @@ from strata.mine.config import MineConfig
 log = logging.getLogger(__name__)
 
 Embed = Callable[[list[str], str], np.ndarray]
+# Seed queries searched per FAISS call: the (queries x rank_max) hit arrays stay bounded whatever the seed count.
+QUERY_BLOCK = 4096
 
 
 @dataclass
@@ -85,8 +87,34 @@ def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig) ->
     known = set(zip(seeds["query_norm"], seeds["product_id"]))
     if queries.empty or cfg.n_ann == 0:
         return pd.DataFrame(columns=["source", "catalog", "query", "query_norm", "product_id", "route", "rank"]), stats
-    qrow = [space._qrow[q] for q in queries["query"]]
-    _, rows = search(index, space.query_vecs[qrow], cfg.rank_max)
+    qrow = np.asarray([space._qrow[q] for q in queries["query"]], dtype=np.int64)
+    out = []
+    for start, end in query_blocks(len(qrow)):
+        _, rows = search(index, space.query_vecs[qrow[start:end]], cfg.rank_max)
+        out += _window(queries.iloc[start:end], rows, space.product_ids, known, cfg)
+    return pd.DataFrame(out, columns=["source", "catalog", "query", "query_norm", "product_id", "route", "rank"]), stats
+
+
+def query_blocks(n: int, size: int = QUERY_BLOCK) -> list[tuple[int, int]]:
+    """[start, end) blocks of about ``size`` queries that search exactly as one call over all ``n`` would.
+
+    Exact FAISS search scores a call of fewer than ``distance_compute_blas_threshold`` queries one query at a
+    time and a larger call with BLAS (other float rounding). Below the threshold every block takes the
+    per-query path, as the single call would; at or above it, blocks are at least the threshold long (a short
+    tail joins the previous block), so they all take the BLAS path."""
+    import faiss
+
+    blas_min = int(faiss.cvar.distance_compute_blas_threshold)
+    if n >= blas_min:
+        size = max(size, blas_min)
+    bounds = [(s, min(n, s + size)) for s in range(0, n, size)]
+    if n >= blas_min and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < blas_min:
+        (s, _), (_, e) = bounds[-2], bounds.pop()
+        bounds[-1] = (s, e)
+    return bounds
+
+
+def _window(queries: pd.DataFrame, rows: np.ndarray, product_ids: list[str], known: set, cfg: MineConfig) -> list:
     out = []
     for (src, cat, q, qn), hits in zip(queries.itertuples(index=False, name=None), rows):
         taken = 0
@@ -94,11 +122,11 @@ def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig) ->
             r = hits[rank]
             if r < 0:
                 break
-            pid = space.product_ids[r]
+            pid = product_ids[r]
             if (qn, pid) in known:
                 continue
             out.append((src, cat, q, qn, pid, "ann", rank))
             taken += 1
             if taken >= cfg.n_ann:
                 break
-    return pd.DataFrame(out, columns=["source", "catalog", "query", "query_norm", "product_id", "route", "rank"]), stats
+    return out

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from strata.config import EmbedConfig, SplitConfig
-from strata.embed.stage import product_text
-from strata.mine.ann import ann_candidates, embed_space
+from strata.embed.stage import catalog_vectors, product_text
+from strata.mine.ann import CatalogSpace, ann_candidates
 from strata.mine.config import ROUTES, MineConfig
 from strata.mine.guard import apply_judgments, margin_rule
 from strata.mine.seeds import seed_examples
@@ -59,14 +59,44 @@ def _feature_views(spark: Any, lakehouse: Lakehouse) -> None:
             log.warning("mine: no %s table (run strata features): structured routes using it yield nothing", name)
 
 
-def _limit_queries(seeds: pd.DataFrame, cfg: MineConfig) -> pd.DataFrame:
-    if not cfg.max_queries:
-        return seeds
-    keep = []
-    for _, grp in seeds.groupby("catalog", sort=True):
-        qs = sorted(grp["query_norm"].unique(), key=lambda q: query_bucket(q, f"mine-{cfg.seed}"))
-        keep.append(grp[grp["query_norm"].isin(set(qs[: cfg.max_queries]))])
-    return pd.concat(keep, ignore_index=True) if keep else seeds.iloc[:0]
+def _seed_frame(spark: Any, seeds: Any, cfg: MineConfig) -> pd.DataFrame:
+    """The seed pairs of the chosen catalogs and (``max_queries``) queries, filtered in Spark: only the
+    distinct (catalog, query) keys come to the driver to be hash-ordered, then the kept queries' pairs."""
+    if cfg.catalogs:
+        seeds = seeds.where(seeds["catalog"].isin(list(cfg.catalogs)))
+    if cfg.max_queries:
+        keys = seeds.select("catalog", "query_norm").distinct().toPandas()
+        keep = []
+        for catalog, grp in keys.groupby("catalog", sort=True):
+            qs = sorted(grp["query_norm"], key=lambda q: query_bucket(q, f"mine-{cfg.seed}"))
+            keep += [(catalog, q) for q in qs[: cfg.max_queries]]
+        kept = spark.createDataFrame(pd.DataFrame(keep, columns=["catalog", "query_norm"]),
+                                     schema="catalog string, query_norm string")
+        seeds = seeds.join(kept, on=["catalog", "query_norm"], how="left_semi")
+    return seeds.toPandas()
+
+
+def _candidate_texts(spark: Any, cands: pd.DataFrame) -> list[str]:
+    """Product text of each candidate row, joined in Spark (only the candidates' products reach the driver)."""
+    keys = cands[["catalog", "product_id"]].drop_duplicates()
+    spark.createDataFrame(keys, schema="catalog string, product_id string").createOrReplaceTempView("mine_cand_keys")
+    rows = spark.sql("""
+        SELECT k.catalog, k.product_id, p.title, p.description FROM mine_cand_keys k
+        JOIN in_products p ON p.source = k.catalog AND p.product_id = k.product_id""").toPandas()
+    text = {(c, p): product_text(t, d) for c, p, t, d in
+            zip(rows["catalog"], rows["product_id"], rows["title"], rows["description"])}
+    return [text.get((c, p), "") for c, p in zip(cands["catalog"], cands["product_id"])]
+
+
+def _judgments_for(spark: Any, lakehouse: Lakehouse, cands: pd.DataFrame, judge_id: str) -> pd.DataFrame:
+    """This judge's verdicts on the candidate pairs only (not the judge's whole history)."""
+    from pyspark.sql import functions as F
+
+    keys = cands[["query_norm", "product_id"]].drop_duplicates()
+    kdf = spark.createDataFrame(keys, schema="query_norm string, product_id string")
+    return (lakehouse.read(spark, "judgments").where(F.col("judge_id") == judge_id)
+            .join(kdf, on=["query_norm", "product_id"], how="left_semi")
+            .select("query_norm", "product_id", "grade", "p2", "judge_id", "status").toPandas())
 
 
 def _cap(examples: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, int]:
@@ -115,10 +145,7 @@ def run_mining(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     spark = engines.spark
-    seeds = seed_examples(spark, lakehouse, split, cfg.engagement_exact_clicks).toPandas()
-    if cfg.catalogs:
-        seeds = seeds[seeds["catalog"].isin(cfg.catalogs)]
-    seeds = _limit_queries(seeds, cfg)
+    seeds = _seed_frame(spark, seed_examples(spark, lakehouse, split, cfg.engagement_exact_clicks), cfg)
     seeds = seeds.sort_values(["catalog", "query_norm", "product_id", "origin", "query"]).reset_index(drop=True)
     # One raw query text per normalised query (the first in sort order), used for embedding and output.
     qtext = seeds.groupby(["catalog", "query_norm"], sort=False)["query"].first()
@@ -140,16 +167,18 @@ def run_mining(
     dense = DenseRetriever(cfg.model, embed_cfg, engines if use_ray else None, name="mine")
     model_id = dense.model_id
     index_stats, cand_parts, seed_scores = [], [], []
-    products_all = spark.table("in_products").where(F.col("source").isin(catalogs)).select(
-        "source", "product_id", "title", "description")
     t = time.perf_counter()
-    texts_by_catalog: dict[str, dict[str, str]] = {}
     for catalog in catalogs:
-        prods = products_all.where(F.col("source") == catalog).orderBy("product_id").toPandas()
-        texts = [product_text(a, b) for a, b in zip(prods["title"], prods["description"])]
-        texts_by_catalog[catalog] = dict(zip(prods["product_id"], texts))
+        # Products stream through the embedder embed_cfg.stream_rows at a time: the driver holds the
+        # catalog's ids and vectors (for FAISS), never its text.
+        pids, pvecs = catalog_vectors(lakehouse, catalog, dense.embed, embed_cfg.stream_rows)
         cs = seeds[seeds["catalog"] == catalog]
-        space = embed_space(catalog, list(prods["product_id"]), texts, list(cs["query"]), dense.embed)
+        qtexts = sorted(set(cs["query"]))
+        qvecs = dense.embed(qtexts, f"{catalog} queries")
+        if not pids:  # seeds name a catalog without products: an empty index of the model's dimension
+            pvecs = np.zeros((0, qvecs.shape[1]), dtype=np.float32)
+        space = CatalogSpace(catalog, pids, pvecs, qtexts, qvecs)
+        del pvecs
         ann, stats = ann_candidates(space, cs, cfg)
         index_stats.append(stats)
         st = structured[structured["catalog"] == catalog].assign(rank=np.nan)
@@ -178,11 +207,9 @@ def run_mining(
         from strata.judge.job import run_judging
 
         judge_id, _ = judge_identity(judge_cfg)
-        todo = cands.assign(product_text=[texts_by_catalog[c].get(p, "") for c, p in
-                                          zip(cands["catalog"], cands["product_id"])], category=None)
+        todo = cands.assign(product_text=_candidate_texts(spark, cands), category=None)
         judge_summary = run_judging(engines, lakehouse, todo, judge_cfg, run_id, use_ray=use_ray)
-        judged = lakehouse.read(spark, "judgments").where(F.col("judge_id") == judge_id).select(
-            "query_norm", "product_id", "grade", "p2", "judge_id", "status").toPandas()
+        judged = _judgments_for(spark, lakehouse, cands, judge_id)
         mined, jstats = apply_judgments(cands, judged)
         judge_summary.update(jstats)
         removed["unjudged"] = jstats["unjudged_dropped"]

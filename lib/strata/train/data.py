@@ -23,6 +23,25 @@ from strata.train.augment import misspell, write_synthetic_queries
 GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "synthetic")
 
 
+def _catalog_products(lakehouse: Lakehouse, catalogs: list[str], used: set[tuple[str, str]]) -> pd.DataFrame:
+    """source, product_id, title, brand of every product of ``catalogs`` (the synthetic-query pool), and the
+    embedding text of the ``used`` ones only: streamed in batches, so no catalog's descriptions are ever held."""
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+
+    parts = []
+    for b in scan_batches(lakehouse, "products", ["source", "product_id", "title", "description", "brand"],
+                          filter=pc.field("source").isin(catalogs)):
+        d = b.to_pydict()
+        d["text"] = [product_text(t, x) if (s, p) in used else None
+                     for s, p, t, x in zip(d["source"], d["product_id"], d["title"], d["description"])]
+        del d["description"]
+        parts.append(pd.DataFrame(d))
+    cols = ["source", "product_id", "title", "brand", "text"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
 def load_groups(lakehouse: Lakehouse, catalogs: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(query groups, products used) from ``training_examples`` joined with product text."""
     ex = lakehouse.read_arrow("training_examples", columns=["catalog", "query", "query_norm", "product_id", "grade",
@@ -32,10 +51,7 @@ def load_groups(lakehouse: Lakehouse, catalogs: list[str] | None = None) -> tupl
     if ex.empty:
         raise ValueError(f"{lakehouse.root}: training_examples has no rows for {catalogs or 'any catalog'} "
                          "(run strata mine run)")
-    prods = lakehouse.read_arrow("products", columns=["source", "product_id", "title", "description", "brand"]
-                                 ).to_pandas()
-    prods = prods[prods["source"].isin(set(ex["catalog"]))]
-    prods = prods.assign(text=[product_text(t, d) for t, d in zip(prods["title"], prods["description"])])
+    prods = _catalog_products(lakehouse, sorted(set(ex["catalog"])), set(zip(ex["catalog"], ex["product_id"])))
     ex = ex.merge(prods[["source", "product_id", "text"]], left_on=["catalog", "product_id"],
                   right_on=["source", "product_id"], how="inner").drop(columns="source")
     # Integer product ids shared across the batch (so copies of one product are recognised in the loss).

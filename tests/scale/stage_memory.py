@@ -1,0 +1,155 @@
+"""Child process of test_memory_budget: run stages on a small and then a large lakehouse, report peak memory.
+
+    python tests/scale/stage_memory.py OUT.json SMALL_LH LARGE_LH features embed mine   # the stages
+    python tests/scale/stage_memory.py OUT.json SMALL_LH LARGE_LH full_read             # full-table version
+
+The steps run first on SMALL (warm-up: Spark and Ray allocate their pools, libraries load, the encoder
+actor is built once) and then on LARGE; ``growth_mb`` = LARGE's peak minus SMALL's peak, i.e. the memory the
+larger input itself cost. A stage that streams pays for one step and one row group, whatever the table size;
+one that holds the table pays for all of it.
+
+Which memory, sampled every 50 ms:
+
+- ``driver_mb``: resident memory (RSS) of this process. The Spark Connect server (Sail) is embedded in it
+  (``Engines`` starts it in-process), so every byte Spark holds for a query is counted here too. This is
+  where a collect / toPandas / to_pandas / Python row list lands, so the budget is on it.
+- ``ray_mb``: unique memory (USS) summed over this process's children: the local Ray (GCS, raylet) and its
+  workers, i.e. the embedding actors. USS leaves out shared pages (libraries, the object store's shared
+  memory), which RSS would count once per worker. Reported, not budgeted: an actor holds the model and one
+  block, by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CATALOG = "bestbuy"
+
+
+def _rss_shmem() -> int:
+    """Resident shared memory of this process (Linux): the Ray object store's pages it touched."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssShmem:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Peak:
+    """Peak driver RSS and children USS while the ``with`` block runs."""
+
+    def __init__(self, every: float = 0.05):
+        import psutil
+
+        self.me, self.every = psutil.Process(), every
+        self.driver = self.ray = self.shmem = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            self.driver = max(self.driver, self.me.memory_info().rss)
+            self.shmem = max(self.shmem, _rss_shmem())
+            total = 0
+            for p in self.me.children(recursive=True):
+                try:
+                    total += p.memory_full_info().uss
+                except psutil.Error:
+                    pass
+            self.ray = max(self.ray, total)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "Peak":
+        self._t = threading.Thread(target=self._sample, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def _step(eng, lh, step: str, embed_cfg, out: dict) -> None:
+    from strata.config import SplitConfig
+
+    work = lh.root.parent
+    if step == "features":
+        from strata.features.job import run_features
+
+        run_features(eng.spark, lh, "scale")
+    elif step == "embed":
+        from strata.embed.stage import embed_catalog
+
+        embed_catalog(eng, lh, CATALOG, embed_cfg, work / "embed")
+    elif step == "mine":
+        from strata.mine.config import MineConfig
+        from strata.mine.job import run_mining
+
+        run_mining(eng, lh, MineConfig(catalogs=[CATALOG], max_queries=300), SplitConfig(), embed_cfg, None,
+                   "scale", use_ray=True)
+    elif step == "full_read":
+        # What embed/stage.py and mine/job.py did before streaming: the catalog's rows collected to the
+        # driver, then one text per product.
+        from pyspark.sql import functions as F
+
+        from strata.embed.stage import product_text
+
+        rows = (lh.read(eng.spark, "products").where(F.col("source") == CATALOG)
+                .select("product_id", "title", "description").orderBy("product_id").toPandas())
+        texts = [product_text(t, d) for t, d in zip(rows["title"], rows["description"])]
+        out["full_read_text_mb"] = round(sum(map(len, texts)) / 1e6, 1)
+        del rows, texts
+    else:
+        raise SystemExit(f"unknown step {step!r}")
+
+
+def run(small: Path, large: Path, steps: list[str]) -> dict:
+    from strata.config import EmbedConfig, EngineConfig
+    from strata.engines import Engines
+    from strata.tables import Lakehouse
+
+    out: dict = {}
+    with Engines(EngineConfig(ray_num_cpus=2)) as eng:
+        eng.spark.sql("SELECT 1").collect()
+        eng.ray()
+        for label, root in (("small", small), ("large", large)):
+            lh = Lakehouse(root)
+            # A short max_seq_length keeps the encoder's compute small; the text is still read, tokenized and
+            # moved whole, which is what the memory is about.
+            embed_cfg = EmbedConfig(max_seq_length=8, batch_size=128, actors=1, actor_cpus=0.5,
+                                    stream_rows=int(os.environ.get("STRATA_SCALE_STREAM_ROWS", "300")),
+                                    cache_dir=str(root.parent / "cache"))
+            for step in steps:
+                t0 = time.perf_counter()
+                with Peak() as peak:
+                    _step(eng, lh, step, embed_cfg, out)
+                out.setdefault(label, {})[step] = {"seconds": round(time.perf_counter() - t0, 1),
+                                                   "driver_mb": round(peak.driver / 1e6, 1),
+                                                   "driver_shmem_mb": round(peak.shmem / 1e6, 1),
+                                                   "ray_mb": round(peak.ray / 1e6, 1)}
+                print(label, step, out[label][step], flush=True)
+    for key in ("driver_mb", "ray_mb"):
+        out[f"small_peak_{key}"] = max(v[key] for v in out["small"].values())
+        out[f"large_peak_{key}"] = max(v[key] for v in out["large"].values())
+        out[f"growth_{key}"] = round(out[f"large_peak_{key}"] - out[f"small_peak_{key}"], 1)
+    return out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
+    result = run(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
+    Path(sys.argv[1]).write_text(json.dumps(result, indent=2))
+    sys.stdout.flush()
+    os._exit(0)  # skip delta-rs/Ray interpreter teardown (see tests/conftest.py)

@@ -1,0 +1,92 @@
+"""The streaming pieces the stages are built on, on tiny inputs (fast; no Spark, no Ray)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import write_deltalake
+
+from strata.embed.cache import EmbeddingCache
+from strata.embed.scan import scan_batches
+from strata.embed.stage import catalog_vectors, product_text
+from strata.tables import Lakehouse, spec
+
+
+def _products(root, n: int, fmt: str = "delta") -> Lakehouse:
+    rows = [dict(product_id=f"p{(i * 7919) % n:04d}", source="shop" if i % 4 else "other", title=f"title {i}",
+                 description="d" * (i % 5) or None, brand=None, category_id=None, attributes=[]) for i in range(n)]
+    table = pa.Table.from_pylist(rows, schema=spec("products").schema)
+    if fmt == "delta":
+        for s in range(0, n, 25):  # several files, as appends leave them
+            write_deltalake(str(root / "products"), table.slice(s, 25), mode="append")
+    else:
+        import pyarrow.parquet as pq
+
+        (root / "products").mkdir(parents=True)
+        pq.write_table(table, str(root / "products" / "part-0.parquet"), row_group_size=10)
+    return Lakehouse(root, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+def test_scan_batches_filters_and_bounds_batches(tmp_path, fmt):
+    lh = _products(tmp_path, 100, fmt)
+    batches = list(scan_batches(lh, "products", ["product_id", "source"], filter=pc.field("source") == "shop",
+                                batch_rows=7))
+    assert all(b.num_rows <= 7 for b in batches)
+    got = [p for b in batches for p in b.column("product_id").to_pylist()]
+    assert len(got) == len(set(got)) == 75 and {s for b in batches for s in b.column("source").to_pylist()} == {"shop"}
+
+
+def test_catalog_vectors_steps_and_order(tmp_path):
+    lh = _products(tmp_path, 100)
+    calls: list[list[str]] = []
+
+    def embed(texts, desc):
+        calls.append(list(texts))
+        return np.array([[float(t.split()[1]), len(t)] for t in texts], dtype=np.float32)
+
+    ids, vecs = catalog_vectors(lh, "shop", embed, rows=20)
+    assert [len(c) for c in calls] == [20, 20, 20, 15]  # 75 products, at most 20 texts in memory per step
+    assert ids == sorted(ids) and len(ids) == 75
+    table = lh.read_arrow("products").to_pandas().set_index("product_id")
+    want = np.array([[float(table.loc[p, "title"].split()[1]),
+                      len(product_text(table.loc[p, "title"], table.loc[p, "description"]))] for p in ids])
+    np.testing.assert_array_equal(vecs, want)  # row i is product ids[i]
+
+
+def test_cache_gathers_across_parts_and_survives_repeated_keys(tmp_path):
+    f = lambda texts: np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float32)  # noqa: E731
+    a = EmbeddingCache(tmp_path, "m", 8)
+    a.embed(["aa", "b"], f)
+    a._write_shard(["b", "dddd"], f(["b", "dddd"]))  # a racing run wrote "b" again: 4 rows, 3 keys on disk
+    c = EmbeddingCache(tmp_path, "m", 8)
+    np.testing.assert_array_equal(c.embed(["eeeee", "b", "dddd", "aa"], f), f(["eeeee", "b", "dddd", "aa"]))
+    np.testing.assert_array_equal(c.embed(["ff", "eeeee", "aa"], f), f(["ff", "eeeee", "aa"]))  # 3 parts now
+
+
+def test_query_blocks_search_like_one_call():
+    import faiss
+
+    from strata.embed.index import build_index, search
+    from strata.mine.ann import query_blocks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 16)).astype(np.float32)
+    q = rng.normal(size=(130, 16)).astype(np.float32)
+    index = build_index(x, "flat")
+    old = faiss.cvar.distance_compute_blas_threshold
+    try:
+        for threshold in (old, 20):  # per-query path for all blocks / BLAS path for all blocks
+            faiss.cvar.distance_compute_blas_threshold = threshold
+            blocks = query_blocks(len(q), size=32)
+            assert blocks[0][0] == 0 and blocks[-1][1] == len(q) and len(blocks) == (4 if len(q) >= threshold else 5)
+            if len(q) >= threshold:
+                assert all(e - s >= threshold for s, e in blocks)
+            s1, r1 = search(index, q, 10)
+            parts = [search(index, q[s:e], 10) for s, e in blocks]
+            np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), r1)
+            np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), s1)
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = old
