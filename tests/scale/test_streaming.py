@@ -76,9 +76,10 @@ def test_query_blocks_search_like_one_call():
     x = rng.normal(size=(500, 16)).astype(np.float32)
     q = rng.normal(size=(130, 16)).astype(np.float32)
     index = build_index(x, "flat")
-    old = faiss.cvar.distance_compute_blas_threshold
+    old = faiss.cvar.distance_compute_blas_threshold, faiss.cvar.distance_compute_blas_query_bs
     try:
-        for threshold in (old, 20):  # per-query path for all blocks / BLAS path for all blocks
+        faiss.cvar.distance_compute_blas_query_bs = 32  # BLAS sub-blocks as small as our blocks
+        for threshold in (old[0], 20):  # per-query path for every call / BLAS path for every call
             faiss.cvar.distance_compute_blas_threshold = threshold
             blocks = query_blocks(len(q), size=32)
             assert blocks[0][0] == 0 and blocks[-1][1] == len(q) and len(blocks) == (4 if len(q) >= threshold else 5)
@@ -89,4 +90,4 @@ def test_query_blocks_search_like_one_call():
             np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), r1)
             np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), s1)
     finally:
-        faiss.cvar.distance_compute_blas_threshold = old
+        faiss.cvar.distance_compute_blas_threshold, faiss.cvar.distance_compute_blas_query_bs = old

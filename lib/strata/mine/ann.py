@@ -99,14 +99,16 @@ def query_blocks(n: int, size: int = QUERY_BLOCK) -> list[tuple[int, int]]:
     """[start, end) blocks of about ``size`` queries that search exactly as one call over all ``n`` would.
 
     Exact FAISS search scores a call of fewer than ``distance_compute_blas_threshold`` queries one query at a
-    time and a larger call with BLAS (other float rounding). Below the threshold every block takes the
-    per-query path, as the single call would; at or above it, blocks are at least the threshold long (a short
-    tail joins the previous block), so they all take the BLAS path."""
+    time (then any blocking gives the same result) and a larger call with BLAS, in sub-blocks of
+    ``distance_compute_blas_query_bs`` queries (the float rounding depends on those shapes). So at or above the
+    threshold, blocks are whole multiples of that sub-block and at least the threshold long (a short tail
+    joins the previous block): every call then runs the same BLAS products as the single call."""
     import faiss
 
     blas_min = int(faiss.cvar.distance_compute_blas_threshold)
     if n >= blas_min:
-        size = max(size, blas_min)
+        sub = max(1, int(faiss.cvar.distance_compute_blas_query_bs))
+        size = -(-max(size, blas_min) // sub) * sub
     bounds = [(s, min(n, s + size)) for s in range(0, n, size)]
     if n >= blas_min and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < blas_min:
         (s, _), (_, e) = bounds[-2], bounds.pop()

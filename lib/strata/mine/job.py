@@ -1,7 +1,11 @@
 """The mining job: seeds -> structured + ANN candidates -> false-negative guard -> ``training_examples``.
 
-Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates); the driver holds one
-catalog's vectors at a time for FAISS. The table is rewritten whole (overwrite), rows sorted by key, so
+Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates, the judged candidates' texts
+and verdicts); the driver holds one catalog's product ids and vectors at a time for FAISS, its products
+streaming through the embedder ``embed.stream_rows`` at a time (never the catalog's text). What the driver
+collects grows with the seeds, not the catalog: the seed pairs (``max_queries`` applied in Spark first), the
+structured candidates (capped per query) and the ANN hits (searched in blocks of queries). The table is
+rewritten whole (overwrite), rows sorted by key, so
 mining twice with the same inputs and seed gives the same table, and a killed run leaves the previous
 version in place (Delta commits atomically).
 """
