@@ -50,6 +50,9 @@ import pytest
 
 from strata.tables import Lakehouse, spec
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table_content import content  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from strata.cli import app; app()"]
 COMMIT_SYSCALLS = "link,linkat,renameat2"  # how a commit file is published (put-if-absent: a hard link)
@@ -123,20 +126,6 @@ def _state(pid: int) -> str | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
-
-
-def content(lh: Lakehouse, name: str, exclude: tuple[str, ...] = ()) -> list[tuple]:
-    """A table's rows (read through its Delta log) as sorted plain tuples; maps/lists become tuples."""
-    def plain(v):
-        if isinstance(v, list):
-            items = [plain(x) for x in v]
-            return tuple(sorted(items, key=repr)) if items and isinstance(v[0], tuple) else tuple(items)
-        if isinstance(v, tuple):
-            return tuple(plain(x) for x in v)
-        return v
-
-    cols = [c for c in spec(name).schema.names if c not in exclude]
-    return sorted((tuple(plain(r[c]) for c in cols) for r in lh.read_arrow(name).to_pylist()), key=repr)
 
 
 def live_files(lh: Lakehouse, name: str) -> set[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,26 +33,15 @@ import pytest
 
 from strata.tables import Lakehouse, spec
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table_content import content  # noqa: E402
+
 CANONICAL = ("products", "labels", "taxonomy", "search_events")
 FEATURE_TABLES = ("product_features", "taxonomy_neighbours", "query_stats", "query_product_engagement",
                   "query_attributes")
 SLICES = {"homedepot": ("homedepot/train.csv.gz", 400),
           "google-taxonomy": ("google-taxonomy/taxonomy-with-ids.en-US.txt", None),
           "bestbuy-small": ("bestbuy-small", 1500)}
-
-
-def content(lh: Lakehouse, name: str, exclude: tuple[str, ...] = ()) -> list[tuple]:
-    """A table's rows as sorted plain tuples (maps as sorted pairs): order-free, exact comparison."""
-    def plain(v):
-        if isinstance(v, list):
-            items = [plain(x) for x in v]
-            return tuple(sorted(items, key=repr)) if items and isinstance(v[0], tuple) else tuple(items)
-        if isinstance(v, tuple):
-            return tuple(plain(x) for x in v)
-        return v
-
-    cols = [c for c in spec(name).schema.names if c not in exclude]
-    return sorted((tuple(plain(r[c]) for c in cols) for r in lh.read_arrow(name).to_pylist()), key=repr)
 
 
 def _ingest_all(engines, lh: Lakehouse, data_root: Path, run_id: str, backfill=None) -> list[dict]:
