@@ -3,7 +3,9 @@
 
 Input: the real Best Buy small catalog, taxonomy and search log, with the products replicated under new ids to
 SMALL = 300 and LARGE = 1,500 rows whose descriptions are 30,000 characters of real catalog text each
-(tests/scale/synth.py), written in row groups of 100 rows. LARGE holds 36 MB more text than SMALL.
+(tests/scale/synth.py), written in row groups of 100 rows. LARGE holds 36 MB more text than SMALL. Any scan
+(Spark's or delta-rs') decodes a row group at a time, so a streaming stage's memory is bounded by the row group,
+which is how the table was written: a table Sail writes in one go is one row group per file.
 
 In one child process (tests/scale/stage_memory.py: embedded Sail Spark server + local Ray, as a run has), the
 stages run on SMALL (warm-up: engines' pools, libraries, the first actor), then on LARGE. Growth = the
