@@ -1,8 +1,8 @@
 """Scaling curves (issue 10): each stage at 1x, 2x, 4x and 8x input on this machine — wall time, rows/s, peak
 memory, and the growth exponent of time (slope of log seconds vs log rows: 1 = linear).
 
-Inputs are real. 1x = the first ``--hd-rows`` records of Home Depot ``train.csv`` and the first ``--log-rows``
-records of each Best Buy search-log file (and catalog); kx = the first k times as many (larger real slices:
+Inputs are real. 1x = the first ``--hd-rows`` (2,000) records of Home Depot ``train.csv`` and the first
+``--log-rows`` (2,000) records of each Best Buy search-log file (and catalog); kx = the first k times as many (larger real slices:
 Home Depot has 66k records, the Best Buy log files 30k / 7.6k / 28k, so the test log file caps below 8x at
 the default size and the row counts say so). Each factor gets its own lakehouse, built by the ingest stage
 and carried through the others:
@@ -12,8 +12,9 @@ and carried through the others:
   Home & Garden branches, 1,557 paths) + the features job (5 tables).
 - embed: the Home Depot catalog through Ray Data (1 actor, 0.5 CPU, max_seq_length 64), vectors + index;
   it fills a fresh embedding cache.
-- mining: ``run_mining`` over both catalogs, structured + ANN routes, margin guard, no judge; product vectors
-  come from the cache the embed stage filled (queries are embedded), so this times the mining work itself.
+- mining: ``run_mining`` over both catalogs, structured + ANN routes, margin guard, no judge; the Home Depot
+  product vectors come from the cache the embed stage filled (the 874 Best Buy products and all seed queries
+  are embedded here), so this times mostly the mining work itself.
 - judge: the distilled judge (``--judge``; default: a tiny 1-layer judge trained here on toy pairs) scores
   ``--judge-pairs`` x k mined pairs through the Ray actor pool into ``judgments``.
 - train: Stage 1 for ``--train-steps`` steps at ``--train-batch`` x k queries per step (1 positive + 3
@@ -23,7 +24,12 @@ Every (stage, factor) runs in its own child process (fresh Spark + Ray), so its 
 peak RSS of the child and all its children (Ray workers), sampled every 0.25 s (``bench/peak_rss.py``).
 Seconds exclude starting Spark/Ray (reported separately as ``startup_s``).
 
-    .venv/bin/python bench/bench_scale.py            # writes bench/results/scale.json and scale.md
+    .venv/bin/python bench/bench_scale.py --judge /tmp/judge_hd     # all stages; writes scale.json + scale.md
+    .venv/bin/python bench/bench_scale.py --stages ingest --hd-rows 8000 --log-rows 3700 \
+        --label "(1x = 8,000 Home Depot + 3,700 per log file)" --work /tmp/strata-bench-scale-ingest --merge
+
+The second adds a larger ingest series (ingest is cheap; at the shared sizes its fixed cost hides the growth).
+On 2 cores the first takes ~16 minutes, the second ~25 s.
 """
 
 from __future__ import annotations
@@ -48,6 +54,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 from peak_rss import PeakRSS  # noqa: E402
 
 STAGES = ("ingest", "features", "embed", "mine", "judge", "train")
+# What "rows" counts per stage, and one detail column for the table.
+ROWS = {"ingest": "records read", "features": "products + search events", "embed": "products embedded",
+        "mine": "training examples written", "judge": "pairs judged", "train": "examples per step"}
+NOTE = {
+    "ingest": ("search-log records", lambda d: d.get("bestbuy-small->search_events")),
+    "features": ("products enriched (the main cost)", lambda d: d.get("enriched")),
+    "embed": ("dim", lambda d: d.get("dim")),
+    "mine": ("candidates / ANN+embedding s", lambda d: f"{d.get('candidates')} / {(d.get('timings') or {}).get('ann')}"),
+    "judge": ("scoring pairs/s", lambda d: d.get("scoring_pairs_per_s")),
+    "train": ("", lambda d: ""),
+}
 TAXONOMY_BRANCHES = ("Hardware", "Home & Garden")
 
 
@@ -192,51 +209,59 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
     return round(sum((p[0] - mx) * (p[1] - my) for p in pts) / den, 3) if den else None
 
 
+def _series(r: dict) -> str:
+    return r.get("series") or r["stage"]
+
+
 def summarize(runs: list[dict]) -> dict:
     by: dict[str, list[dict]] = {}
     for r in runs:
-        by.setdefault(r["stage"], []).append(r)
+        by.setdefault(_series(r), []).append(r)
     out = {}
-    for stage, rs in by.items():
+    for series, rs in by.items():
+        stage = rs[0]["stage"]
         rs = sorted(rs, key=lambda r: r["factor"])
         ok = [r for r in rs if "error" not in r]
         xs, ts = [r["rows"] for r in ok], [r["seconds"] for r in ok]
         if stage == "train":  # time per step vs batch
             ts = [1 / r["detail"]["steps_per_s"] for r in ok if r["detail"].get("steps_per_s")]
-        out[stage] = {"exponent": fit_exponent(xs, ts),
+        out[series] = {"exponent": fit_exponent(xs, ts),
                       "exponent_4x_8x": fit_exponent(xs[-2:], ts[-2:]) if len(ok) >= 2 else None,
                       "peak_mb_growth_1x_8x": (ok[-1]["peak_mb"] - ok[0]["peak_mb"]) if len(ok) >= 2 else None}
     return out
 
 
 def markdown(res: dict) -> str:
+    commands = "  \n".join(f"`{c}`" for c in res.get("commands", [res["command"]]))
     lines = [f"### Scaling on this machine ({res['date']})", "",
-             f"Command: `{res['command']}`  ", f"Machine: {res['machine']['platform']}, {res['machine']['cpus']} CPUs, "
+             f"Command(s): {commands}  ", f"Machine: {res['machine']['platform']}, {res['machine']['cpus']} CPUs, "
              f"{res['machine']['mem_gb']} GB; load average at start {res['machine']['load_start']}, at end "
              f"{res['machine']['load_end']}.  ",
              "Seconds = the stage alone (Spark/Ray start-up excluded); peak MB = RSS of the stage's process and its "
              "Ray workers; exponent = slope of log(seconds) on log(rows) over 1x..8x (1.0 = linear; fixed costs "
              "pull it below 1), and over 4x..8x only.", ""]
-    for stage in STAGES:
-        rs = [r for r in res["runs"] if r["stage"] == stage]
-        if not rs:
-            continue
-        s = res["summary"].get(stage, {})
-        lines += [f"**{stage}** — exponent {s.get('exponent')} (1x..8x), {s.get('exponent_4x_8x')} (4x..8x)", ""]
+    order = list(dict.fromkeys(_series(r) for r in sorted(res["runs"], key=lambda r: STAGES.index(r["stage"]))))
+    for series in order:
+        rs = [r for r in res["runs"] if _series(r) == series]
+        stage = rs[0]["stage"]
+        s = res["summary"].get(series, {})
+        lines += [f"**{series}** — exponent {s.get('exponent')} (1x..8x), {s.get('exponent_4x_8x')} (4x..8x)", ""]
         if stage == "train":
-            lines += ["| batch (queries) | examples/step | steps/s | examples/s | peak MB |", "|---|---|---|---|---|"]
+            lines += ["(exponent of seconds per step on examples per step)", "",
+                      "| batch (queries) | examples/step | steps/s | examples/s | peak MB |", "|---|---|---|---|---|"]
             for r in sorted(rs, key=lambda r: r["factor"]):
                 d = r.get("detail", {})
                 lines.append(f"| {d.get('batch_queries')} | {r.get('rows')} | {d.get('steps_per_s')} | "
                              f"{d.get('examples_per_s')} | {r.get('peak_mb')} |")
         else:
-            lines += ["| size | rows | seconds | rows/s | peak MB |", "|---|---|---|---|---|"]
+            lines += [f"| size | rows ({ROWS[stage]}) | seconds | rows/s | peak MB | {NOTE[stage][0]} |",
+                      "|---|---|---|---|---|---|"]
             for r in sorted(rs, key=lambda r: r["factor"]):
                 if "error" in r:
-                    lines.append(f"| {r['factor']}x | - | failed: {r['error'][:80]} | - | - |")
+                    lines.append(f"| {r['factor']}x | - | failed: {r['error'][:80]} | - | - | - |")
                 else:
                     lines.append(f"| {r['factor']}x | {r['rows']} | {r['seconds']} | {r['rows_per_s']} | "
-                                 f"{r['peak_mb']} |")
+                                 f"{r['peak_mb']} | {NOTE[stage][1](r.get('detail') or {})} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -260,18 +285,24 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/strata-bench-scale")
     ap.add_argument("--factors", default="1,2,4,8")
     ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--hd-rows", type=int, default=1000, help="Home Depot records at 1x")
-    ap.add_argument("--log-rows", type=int, default=1000, help="Best Buy records per log file (and catalog) at 1x")
+    ap.add_argument("--hd-rows", type=int, default=2000, help="Home Depot records at 1x")
+    ap.add_argument("--log-rows", type=int, default=2000, help="Best Buy records per log file (and catalog) at 1x")
     ap.add_argument("--judge", default=None, help="a trained distilled judge dir (default: a tiny toy judge)")
-    ap.add_argument("--judge-pairs", type=int, default=100, help="mined pairs judged at 1x")
+    ap.add_argument("--judge-pairs", type=int, default=200, help="mined pairs judged at 1x")
     ap.add_argument("--train-batch", type=int, default=8, help="queries per step at 1x")
     ap.add_argument("--train-steps", type=int, default=6)
+    ap.add_argument("--label", default=None, help="name these runs' series '<stage> <label>' (e.g. a larger 1x)")
+    ap.add_argument("--merge", action="store_true", help="add to the runs already in --out (other series kept)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     ap.add_argument("--md", default=str(ROOT / "bench" / "results" / "scale.md"))
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--factor", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
+    ap.add_argument("--render-only", action="store_true", help="rewrite --md from --out, run nothing")
     a = ap.parse_args()
+    if a.render_only:
+        Path(a.md).write_text(markdown(json.loads(Path(a.out).read_text())) + "\n")
+        return
     if a.child:
         child(a)
         sys.stdout.flush()
@@ -306,11 +337,21 @@ def main() -> None:
                 run = {"stage": stage, "factor": k, "error": (p.stderr or p.stdout)[-2000:]}
             else:
                 run = json.loads(result.read_text())
+            if a.label:
+                run["series"] = f"{stage} {a.label}"
             res["runs"].append(run)
             print(json.dumps({x: run.get(x) for x in ("stage", "factor", "rows", "seconds", "rows_per_s", "peak_mb",
                                                        "error")}), flush=True)
     res["total_seconds"] = round(time.perf_counter() - t0, 1)
     res["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    if a.merge and Path(a.out).is_file():
+        prev = json.loads(Path(a.out).read_text())
+        mine = {_series(r) for r in res["runs"]}
+        res["runs"] = [r for r in prev["runs"] if _series(r) not in mine] + res["runs"]
+        res["commands"] = [*prev.get("commands", [prev["command"]]), res["command"]]
+        res["total_seconds"] = round(prev.get("total_seconds", 0) + res["total_seconds"], 1)
+        res["machine"]["load_start"] = prev["machine"]["load_start"]
+        res["date"] = f"{prev['date']}, merged {res['date']}"
     res["summary"] = summarize(res["runs"])
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=2, default=str))

@@ -19,7 +19,9 @@ spilling store).
   embed/stage.py and mine/job.py did before) run the same way must exceed ``BUDGET_MB`` — so the budget is
   one the old code would break, and the test can fail.
 
-Measured on 2 busy cores: streaming 157 MB, full-table 400 MB (45 MB of text collected).
+Measured on 2 cores (other jobs running), three runs: streaming 157, 161 and 133 MB; full-table 400, 336 and
+402 MB (45 MB of text collected). The budget sits between, with room on both sides. The test takes 2.5-4 minutes
+there, most of it embedding LARGE (per-step Ray Data start-up included).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from synth import write_bestbuy_lakehouse  # noqa: E402
 pytestmark = pytest.mark.integration
 
 SMALL, LARGE, DESC_CHARS = 300, 1500, 30_000
-BUDGET_MB = 250
+BUDGET_MB = 230
 
 
 def _child(out: Path, small: Path, large: Path, *steps: str) -> dict:
