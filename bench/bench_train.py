@@ -98,6 +98,24 @@ def throughput(eng, lh, cfg, groups, a, work: Path) -> dict:
             "median_ratio": statistics.median(x["ratio"] for x in runs)}
 
 
+PEER_INPUTS = ("lakehouse", "catalog", "batch", "negatives", "seq", "lr", "work")
+
+
+def reusable_peer(a) -> dict | None:
+    """The earlier MNRL result if it was trained on exactly these inputs (its model still on disk), else None.
+    The peer is deterministic given its inputs (seeded), so retraining it would only spend ~25 minutes."""
+    if not a.reuse_peer or not Path(a.reuse_peer).is_file():
+        return None
+    prev = json.loads(Path(a.reuse_peer).read_text())
+    pp, mnrl = prev.get("params", {}), prev.get("mnrl") or {}
+    same = all(pp.get(k) == getattr(a, k) for k in PEER_INPUTS) and \
+        pp.get("steps1", 0) + pp.get("steps2", 0) == a.steps1 + a.steps2
+    if not same or not Path(mnrl.get("model", "")).joinpath("model.safetensors").is_file():
+        print(f"not reusing the peer from {a.reuse_peer}: inputs differ or its model is gone", flush=True)
+        return None
+    return mnrl
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lakehouse", required=True)
@@ -110,8 +128,16 @@ def main() -> None:
     ap.add_argument("--negatives", type=int, default=3)
     ap.add_argument("--seq", type=int, default=48)
     ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--lr2", type=float, default=None, help="Stage 2 learning rate (default: the config's)")
+    ap.add_argument("--partials", default=None, help="Stage 1 treatment of partial matches (default: the config's)")
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--skip-train", action="store_true", help="evaluate models already under --work")
+    ap.add_argument("--stage2-lakehouse", default=None, metavar="LH2",
+                    help="also train Stage 2 from this run's Stage 1 on LH2's training_examples (e.g. mined with "
+                         "the judge: the Mine-and-Refine Stage 2 data) and evaluate it as 'stage1+2 judged'")
+    ap.add_argument("--reuse-peer", default=None, metavar="JSON",
+                    help="take the MNRL model and its numbers from an earlier run's JSON when every MNRL input "
+                         "(lakehouse, catalog, steps, batch, negatives, seq, lr, work) matches; else retrain")
     ap.add_argument("--throughput-only", type=int, default=0, metavar="REPEATS",
                     help="no quality: REPEATS head-to-head Stage 1 vs MNRL runs of --steps1 steps (medians)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
@@ -136,9 +162,9 @@ def main() -> None:
     cfg = TrainConfig(max_seq_length=a.seq, cpus_per_worker=2, threads=2, checkpoint_every=100, spelling_rate=0.1,
                       catalogs=[a.catalog],
                       stage1={"max_steps": a.steps1, "queries_per_batch": a.batch, "negatives": a.negatives,
-                              "lr": a.lr, "epochs": 100},
+                              "lr": a.lr, "epochs": 100, **({"partials": a.partials} if a.partials else {})},
                       stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
-                              "epochs": 100})
+                              "epochs": 100, **({"lr": a.lr2} if a.lr2 else {})})
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
         if a.throughput_only:
             res["throughput"] = throughput(eng, lh, cfg, groups, a, work)
@@ -150,22 +176,46 @@ def main() -> None:
             with PeakRSS(every=0.5, include_self=True) as mem:
                 ours = train(eng, lh, cfg, "both", work / "strata")
             res["strata"] = {"stages": ours["stages"], "peak_rss_mb": round(mem.peak / 2**20)}
-            with PeakRSS(every=0.5, include_self=True) as mem:
-                res["mnrl"] = train_mnrl(groups, work / "mnrl", a.steps1 + a.steps2, a.batch, a.negatives, a.lr,
-                                         a.seq, 13)
-            res["mnrl"]["peak_rss_mb"] = round(mem.peak / 2**20)
+            peer = reusable_peer(a)
+            if peer:
+                res["mnrl"] = {**peer, "reused_from": a.reuse_peer}
+            else:
+                with PeakRSS(every=0.5, include_self=True) as mem:
+                    res["mnrl"] = train_mnrl(groups, work / "mnrl", a.steps1 + a.steps2, a.batch, a.negatives,
+                                             a.lr, a.seq, 13)
+                res["mnrl"]["peak_rss_mb"] = round(mem.peak / 2**20)
             s1 = res["strata"]["stages"][0]
             res["throughput_ratio_stage1_vs_st"] = round(s1["examples_per_s"] / res["mnrl"]["examples_per_s"], 3)
         ds = read_beir(a.dataset, split="dev")
         models = {"stage1": str(work / "strata" / "stage1" / "model"), "stage1+2": str(work / "strata" / "model"),
                   "mnrl": str(work / "mnrl" / "model")}
+        if a.stage2_lakehouse:
+            jdir = work / "strata-judged"
+            if not (jdir / "model").is_dir():
+                with PeakRSS(every=0.5, include_self=True) as mem:
+                    j = train(eng, Lakehouse(a.stage2_lakehouse), cfg, "2", jdir, init_model=models["stage1"])
+                res["strata_judged"] = {"lakehouse": a.stage2_lakehouse, "stages": j["stages"],
+                                        "peak_rss_mb": round(mem.peak / 2**20)}
+            models["stage1+2 judged"] = str(jdir / "model")
         ecfg = EmbedConfig(max_seq_length=a.seq, batch_size=128, cache_dir=str(ROOT / "runs" / ".cache" / "embeddings"))
         hybrids = {f"hybrid:bm25+{p}": f"hybrid bm25+{n}" for n, p in models.items() if n != "stage1"}
+        sims: dict = {}
         ev = evaluate_beir(ds, ["baseline", "bm25", "hybrid:bm25+baseline", *models.values(), *hybrids],
-                           k=100, embed_cfg=ecfg, max_queries=a.max_queries)
+                           k=100, embed_cfg=ecfg, max_queries=a.max_queries, pair_sims=sims)
         names = {**{v: k for k, v in models.items()}, **hybrids, "hybrid:bm25+baseline": "hybrid bm25+baseline"}
         res["quality"] = {names.get(k, k): {m: v.get(m) for m in ("ndcg@10", "recall@100", "mrr@10")}
                           for k, v in ev["retrievers"].items()}
+        # Score separation of the labelled dev pairs (Stage 2's purpose: grade bands usable as thresholds).
+        from strata.evaluate.separation import separation_from_sims
+
+        res["separation"] = {}
+        for k, by_grade in sims.items():
+            sep = separation_from_sims(by_grade)
+            th = sep.get("threshold") or {}
+            res["separation"][names.get(k, k)] = {
+                "auc": {g: round(v, 4) for g, v in sep["auc"].items() if v is not None},
+                "mean_sim": {g: round(v["mean"], 3) for g, v in sep["grades"].items()},
+                "threshold": {m: round(th[m], 3) for m in ("threshold", "precision", "recall") if m in th}}
     q = res["quality"]
     base, bm25 = q["baseline"]["ndcg@10"], q["bm25"]["ndcg@10"]
     res["relative_ndcg10"] = {k: {"vs_baseline": round(v["ndcg@10"] / base - 1, 4),

@@ -22,7 +22,7 @@ GRADE = torch.tensor([2, 1, 0, 1, 0])
 
 def test_supcon_matches_hand_computation():
     tau = 0.5
-    got = GradedSupConLoss(tau)(Q, P, OWNER, GRADE).item()
+    got = GradedSupConLoss(tau, partials="negative")(Q, P, OWNER, GRADE).item()
     s = (Q @ P.T).numpy() / tau
     # query 0: best grade 2 -> positive row 0; negatives rows 1, 2 (own, lower) + 3, 4 (other query)
     l0 = -math.log(math.exp(s[0, 0]) / (math.exp(s[0, 0]) + sum(math.exp(s[0, j]) for j in (1, 2, 3, 4))))
@@ -34,7 +34,7 @@ def test_supcon_matches_hand_computation():
 
 def test_supcon_masks_copies_of_own_products_and_skips_all_irrelevant_queries():
     pid = torch.tensor([10, 11, 12, 10, 13])  # row 3 is product 10 again, under query 1
-    loss = GradedSupConLoss(0.5)
+    loss = GradedSupConLoss(0.5, partials="negative")
     s = (Q @ P.T).numpy() / 0.5
     got = loss(Q, P, OWNER, GRADE, pid).item()
     # query 0's denominator drops row 3 (its own product 10); query 1's drops row 0 (its own product 10)
@@ -43,6 +43,50 @@ def test_supcon_masks_copies_of_own_products_and_skips_all_irrelevant_queries():
     assert got == pytest.approx((l0 + 0.5 * l1) / 1.5, rel=1e-9)
     only_zero = loss(Q, P, OWNER, torch.zeros(5, dtype=torch.long))
     assert only_zero.item() == 0.0
+
+
+def _nll(s, i, p, negs):
+    return -math.log(math.exp(s[i, p]) / (math.exp(s[i, p]) + sum(math.exp(s[i, j]) for j in negs)))
+
+
+def test_graded_supcon_orders_exact_over_partial_over_irrelevant():
+    tau = 0.5
+    got = GradedSupConLoss(tau, partials="graded")(Q, P, OWNER, GRADE).item()
+    s = (Q @ P.T).numpy() / tau
+    # query 0: exact row 0 vs own rows 1 (partial), 2 (irrelevant) + rows 3, 4 of query 1;
+    #          partial row 1 (weight 1/2) vs own row 2 only + rows 3, 4 (row 0, exact, is not its negative)
+    # query 1: partial row 3 (weight 1/2) vs own row 4 + rows 0, 1, 2
+    want = (1.0 * _nll(s, 0, 0, (1, 2, 3, 4)) + 0.5 * _nll(s, 0, 1, (2, 3, 4)) + 0.5 * _nll(s, 1, 3, (0, 1, 2, 4))) / 2.0
+    assert got == pytest.approx(want, rel=1e-9)
+    # the default is graded
+    assert GradedSupConLoss(tau)(Q, P, OWNER, GRADE).item() == pytest.approx(want, rel=1e-9)
+
+
+def test_ignore_mode_drops_own_partials_from_the_negatives():
+    tau = 0.5
+    got = GradedSupConLoss(tau, partials="ignore")(Q, P, OWNER, GRADE).item()
+    s = (Q @ P.T).numpy() / tau
+    # query 0: exact row 0 vs own irrelevant row 2 + rows 3, 4 (own partial row 1 is neither)
+    want = (1.0 * _nll(s, 0, 0, (2, 3, 4)) + 0.5 * _nll(s, 1, 3, (0, 1, 2, 4))) / 1.5
+    assert got == pytest.approx(want, rel=1e-9)
+    with pytest.raises(ValueError, match="partials"):
+        GradedSupConLoss(tau, partials="positive")
+
+
+def test_graded_supcon_gradient_pulls_partial_above_irrelevant():
+    """One step on the graded loss raises sim(q, partial) - sim(q, irrelevant); the 'negative' mode lowers
+    sim(q, partial)."""
+    q = _unit([1.0, 0.2])
+    base = _unit([0.9, 0.1], [0.5, 0.5], [0.45, 0.55])  # exact, partial, irrelevant
+    owner, grade = torch.tensor([0, 0, 0]), torch.tensor([2, 1, 0])
+    moved = {}
+    for mode in ("graded", "negative"):
+        p = base.clone().requires_grad_(True)
+        GradedSupConLoss(0.1, partials=mode)(q, p, owner, grade).backward()
+        after = torch.nn.functional.normalize(p.detach() - 0.05 * p.grad, dim=1)
+        moved[mode] = ((q @ after.T) - (q @ base.T)).squeeze(0)
+    assert moved["graded"][1] > moved["graded"][2]
+    assert moved["negative"][1] < 0
 
 
 def _circle_by_hand(q, p, owner, grade, optima, margins, gamma, in_batch):
@@ -84,3 +128,17 @@ def test_circle_gradient_separates_the_grades():
 def test_circle_rejects_unordered_optima():
     with pytest.raises(ValueError):
         MultiClassCircleLoss(optima=(0.5, 0.2, 1.0))
+
+
+def test_symmetric_term_adds_the_product_to_query_direction():
+    tau = 0.5
+    s = (Q @ P.T).numpy() / tau
+    fwd = GradedSupConLoss(tau, partials="graded")(Q, P, OWNER, GRADE).item()
+    got = GradedSupConLoss(tau, partials="graded", symmetric=0.5)(Q, P, OWNER, GRADE).item()
+
+    def back(j, i, others):  # product row j picks query i over ``others``
+        return -math.log(math.exp(s[i, j]) / (math.exp(s[i, j]) + sum(math.exp(s[k, j]) for k in others)))
+
+    # positives: row 0 (q0, w 1), row 1 (q0, w 1/2), row 3 (q1, w 1/2); each has one other query
+    rev = (1.0 * back(0, 0, [1]) + 0.5 * back(1, 0, [1]) + 0.5 * back(3, 1, [0])) / 2.0
+    assert got == pytest.approx(fwd + 0.5 * rev, rel=1e-9)

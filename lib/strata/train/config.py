@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -18,6 +20,10 @@ class StageConfig(BaseModel):
 class Stage1Config(StageConfig):
     temperature: float = Field(0.05, gt=0)
     negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positive")
+    partials: Literal["graded", "negative", "ignore"] = Field(
+        "graded", description="partial matches: graded = positives below exact (exact > partial > irrelevant); "
+        "negative = pushed away like irrelevant ones; ignore = neither")
+    symmetric: float = Field(0.0, ge=0, description="weight of the reverse (product -> query) contrastive term")
 
 
 class Stage2Config(StageConfig):

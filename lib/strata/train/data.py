@@ -111,18 +111,36 @@ def stage_groups(groups: pd.DataFrame, stage: int) -> pd.DataFrame:
     return groups[groups["grades"].map(lambda g: len(set(g)) >= 2)].reset_index(drop=True)
 
 
+def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: str) -> list[int]:
+    """One top-grade row, then ``negatives`` more. ``negative``: any lower-graded rows. ``graded``: one partial
+    (when the top is exact) then irrelevant rows; ``ignore``: irrelevant rows first. Both fill up with what is
+    left, so every mode sends 1 + ``negatives`` rows per query when the query has them."""
+    rows = list(range(len(gs)))
+    top = max(gs)
+    take = [rng.choice([r for r in rows if gs[r] == top])]
+    if partials == "negative":
+        rest = [r for r in rows if gs[r] < top]
+        return take + rng.sample(rest, min(negatives, len(rest)))
+    want = 1 + negatives
+    if partials == "graded" and top == 2:
+        part = [r for r in rows if gs[r] == 1]
+        take += [rng.choice(part)] if part and want > 1 else []
+    zero = [r for r in rows if gs[r] == 0]
+    take += rng.sample(zero, min(want - len(take), len(zero)))
+    left = [r for r in rows if r not in take]
+    return take + rng.sample(left, min(max(want - len(take), 0), len(left)))
+
+
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
-                 rows_per_query: int = 8) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
+                 rows_per_query: int = 8, partials: str = "negative"
+                 ) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
     """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss."""
     queries, texts, owner, grade, pid = [], [], [], [], []
     for i, (q, ts, ps, gs) in enumerate(zip(batch["query"], batch["texts"], batch["pids"], batch["grades"])):
         ts, ps, gs = list(ts), [int(x) for x in ps], [int(x) for x in gs]
         rows = list(range(len(gs)))
         if stage == 1:
-            top = max(gs)
-            pos = [r for r in rows if gs[r] == top]
-            rest = [r for r in rows if gs[r] < top]
-            take = [rng.choice(pos)] + rng.sample(rest, min(negatives, len(rest)))
+            take = _stage1_rows(gs, rng, negatives, partials)
         else:
             by_grade: dict[int, list[int]] = {}
             for r in rows:

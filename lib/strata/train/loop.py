@@ -25,7 +25,7 @@ def _loss(cfg: dict[str, Any]):
     from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss
 
     if cfg["stage"] == 1:
-        return GradedSupConLoss(cfg["temperature"])
+        return GradedSupConLoss(cfg["temperature"], cfg.get("partials", "negative"), cfg.get("symmetric", 0.0))
     return MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
                                 cfg["in_batch_negatives"])
 
@@ -133,7 +133,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                 break
             rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
             q, texts, owner, grade, pid = sample_batch(batch, cfg["stage"], rng, cfg.get("negatives", 3),
-                                                       cfg.get("rows_per_query", 8))
+                                                       cfg.get("rows_per_query", 8), cfg.get("partials", "negative"))
             if not q:
                 continue
             qe = _embed(model, q, device)

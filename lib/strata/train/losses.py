@@ -13,7 +13,21 @@ batch: its own lower-graded rows and all rows of other queries (in-batch negativ
     L = Σ_i Σ_{p∈P(i)} w(g*(i)) ℓ(i, p) / Σ_i Σ_{p∈P(i)} w(g*(i)),   w(g) = g / 2.
 
 Each positive competes only with negatives (not with the query's other positives), and a query whose best
-product is a partial match pulls it in with half the weight of an exact one.
+product is a partial match pulls it in with half the weight of an exact one. That is ``partials="negative"``:
+a partial match of a query that has an exact one is pushed away like an irrelevant product.
+
+``partials="graded"`` (the default) makes the loss follow the grade order instead of a positive/negative
+split: every row of grade g >= 1 is a positive with weight w(g), and its negatives are the query's own rows
+of a *lower* grade plus all rows of other queries,
+
+    P(i) = {own rows with g >= 1},   N(i, p) = {own rows with g < g_p} ∪ {other queries' rows},
+
+so exact > partial > irrelevant is learnt from one batch, and a substitute (partial) is no longer trained to
+look as far from the query as an irrelevant product (graded nDCG gives it credit). ``partials="ignore"`` keeps
+the top grade as the only positive and simply drops the query's partial rows from its negatives.
+``symmetric`` > 0 adds that weight times the reverse (product -> query) term: each positive row must pick its
+own query over the batch's other queries, -log(exp(s_pi) / (exp(s_pi) + Σ_{i' not owning p} exp(s_pi'))),
+weighted like the forward term.
 
 **Multi-class circle loss (Stage 2).** Circle loss (Sun et al., CVPR 2020) re-weights each similarity by
 its distance from an optimum, so pairs far from where they should be get the largest gradient. Here every
@@ -47,32 +61,56 @@ def _same_product(owner: torch.Tensor, pid: torch.Tensor | None, n_queries: int)
     return mine[:, pid]
 
 
+PARTIAL_MODES = ("graded", "negative", "ignore")
+
+
 class GradedSupConLoss(nn.Module):
-    def __init__(self, temperature: float = 0.05):
+    def __init__(self, temperature: float = 0.05, partials: str = "graded", symmetric: float = 0.0):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (got {temperature})")
-        self.temperature = temperature
+        if partials not in PARTIAL_MODES:
+            raise ValueError(f"partials must be one of {PARTIAL_MODES} (got {partials!r})")
+        if symmetric < 0:
+            raise ValueError(f"symmetric must be >= 0 (got {symmetric})")
+        self.temperature, self.partials, self.symmetric = temperature, partials, symmetric
 
     def forward(self, q: torch.Tensor, p: torch.Tensor, owner: torch.Tensor, grade: torch.Tensor,
                 pid: torch.Tensor | None = None) -> torch.Tensor:
         B = q.shape[0]
         s = q @ p.T / self.temperature  # (B, N)
         own = owner.unsqueeze(0) == torch.arange(B, device=q.device).unsqueeze(1)
+        other = ~_same_product(owner, pid, B)  # other queries' rows that are not (copies of) own products
         g = grade.unsqueeze(0).expand(B, -1)
-        neg_inf = torch.full_like(g, -1, dtype=grade.dtype)
-        best = torch.where(own, g, neg_inf).max(dim=1).values  # (B,)
-        pos = own & (g == best.unsqueeze(1)) & (best.unsqueeze(1) > 0)
-        # negatives: own lower-graded rows + other queries' rows that are not (copies of) own products
-        neg = (own & ~pos) | ~_same_product(owner, pid, B)
-        neg_lse = torch.logsumexp(s.masked_fill(~neg, float("-inf")), dim=1, keepdim=True)  # (B, 1)
-        loss = -(s - torch.logaddexp(s, neg_lse.expand_as(s)))  # -log(e^s / (e^s + Σneg))
-        w = (best.clamp(min=0).to(s.dtype) / 2.0).unsqueeze(1).expand_as(s)
+
+        def lse(neg: torch.Tensor) -> torch.Tensor:
+            return torch.logsumexp(s.masked_fill(~neg, float("-inf")), dim=1, keepdim=True).expand_as(s)
+
+        if self.partials == "graded":
+            pos = own & (g > 0)
+            w = g.to(s.dtype) / 2.0
+            # a positive of grade 2 competes with own grades {0, 1}; one of grade 1 with own grade 0 only
+            neg_lse = torch.where(g >= 2, lse((own & (g < 2)) | other), lse((own & (g < 1)) | other))
+        else:
+            best = torch.where(own, g, torch.full_like(g, -1)).max(dim=1).values  # (B,)
+            pos = own & (g == best.unsqueeze(1)) & (best.unsqueeze(1) > 0)
+            w = (best.clamp(min=0).to(s.dtype) / 2.0).unsqueeze(1).expand_as(s)
+            own_neg = own & ~pos if self.partials == "negative" else own & (g == 0)
+            neg_lse = lse(own_neg | other)
+        loss = -(s - torch.logaddexp(s, neg_lse))  # -log(e^s / (e^s + Σneg))
         wpos = w * pos
         total = wpos.sum()
         if total == 0:
             return (s * 0).sum()
-        return (loss * wpos).sum() / total
+        out = (loss * wpos).sum() / total
+        if self.symmetric:
+            # product -> query: each positive row must pick its own query over the batch's other queries
+            # (those that own a copy of the product are not its negatives)
+            st = s.T  # (N, B)
+            q_lse = torch.logsumexp(st.masked_fill(~other.T, float("-inf")), dim=1, keepdim=True).expand_as(st)
+            back = -(st - torch.logaddexp(st, q_lse))
+            out = out + self.symmetric * (back * wpos.T).sum() / total
+        return out
 
 
 class MultiClassCircleLoss(nn.Module):
