@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from strata.judge.backends import JudgeConfig, judge_identity, load_judge
 from strata.judge.distilled import DistilledJudge
@@ -31,3 +32,143 @@ def test_judge_outputs_probabilities_in_input_order(tiny_judge_dir):
     p = j.predict_proba(["a", "cordless drill"], ["b", "DEWALT 20V MAX Cordless Drill Driver Kit"])
     p_rev = j.predict_proba(["cordless drill", "a"], ["DEWALT 20V MAX Cordless Drill Driver Kit", "b"])
     assert np.allclose(p, p_rev[::-1], atol=1e-5)
+
+
+# -- driver memory (issue 10): the training data is read without holding the catalog -------------------
+
+
+def _write(root, fmt: str, name: str, rows: list[dict]):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake import write_deltalake
+
+    from strata.tables import spec
+
+    table = pa.Table.from_pylist(rows, schema=spec(name).schema)
+    if fmt == "delta":
+        for s in range(0, len(rows), 10):  # several files, as appends leave them
+            write_deltalake(str(root / name), table.slice(s, 10), mode="append")
+    else:
+        (root / name).mkdir(parents=True)
+        pq.write_table(table, str(root / name / "part-0.parquet"), row_group_size=3)
+
+
+def _labels_lakehouse(root, fmt: str):
+    from strata.tables import Lakehouse
+
+    prods = []
+    for i in range(20):  # a Home Depot catalog with descriptions; most products are in no label
+        prods.append(dict(product_id=f"h{i}", source="homedepot", title=f"Drill {i}" if i % 3 else None,
+                          description=("long text " * 50 if i % 2 else None), brand=None, category_id=None,
+                          attributes=[]))
+    for i in range(6):
+        prods.append(dict(product_id=f"b{i}", source="bestbuy", title=f"TV {i}", description=f"{i} inch",
+                          brand=None, category_id=None, attributes=[]))
+    # same id in another catalog: only (catalog, product_id) identifies a product
+    prods.append(dict(product_id="h1", source="bestbuy", title="Not the drill", description="other",
+                      brand=None, category_id=None, attributes=[]))
+    labels = []
+    for q, pid, src, g, split in [("cordless drill", "h1", "homedepot", 2, "train"),
+                                  ("cordless drill", "h2", "homedepot", 0, "dev"),
+                                  ("drill bit", "h3", "homedepot", 1, "train"),
+                                  ("drill bit", "h99", "homedepot", 1, "train"),  # no such product: dropped
+                                  ("tv", "b1", "bestbuy-small", 2, "train"),
+                                  ("tv", "b2", "bestbuy-small", 0, "train"),
+                                  ("tv", "h1", "bestbuy-small", 0, "dev"),
+                                  ("Drill", "h4", "homedepot", 2, "train"),
+                                  ("lamp", "x1", "wands", 1, "train")]:  # a catalog not in products
+        labels.append(dict(source=src, query=q, query_norm=q.lower(), product_id=pid, grade=g, raw_label=str(g),
+                           split=split))
+    _write(root, fmt, "products", prods)
+    _write(root, fmt, "labels", labels)
+    return Lakehouse(root, fmt)
+
+
+def _old_load_pairs(lakehouse, source=None):
+    """load_pairs before issue 10 (whole labels and products tables in pandas): the reference."""
+    from strata.judge.distilled import _product_texts
+
+    labels = lakehouse.read_arrow("labels").to_pandas()
+    products = lakehouse.read_arrow("products", columns=["product_id", "source", "title", "description"]).to_pandas()
+    if source:
+        labels = labels[labels["source"] == source]
+    catalog = {"bestbuy-small": "bestbuy"}
+    labels = labels.assign(catalog=labels["source"].map(lambda s: catalog.get(s, s)))
+    products = products.assign(product_text=_product_texts(products))
+    df = labels.merge(products[["product_id", "source", "product_text"]], left_on=["catalog", "product_id"],
+                      right_on=["source", "product_id"], how="inner", suffixes=("", "_p"))
+    return df[["source", "query", "query_norm", "product_id", "product_text", "grade", "split"]].reset_index(drop=True)
+
+
+def _forbid_whole_reads(monkeypatch, *names):
+    """Lakehouse.read_arrow (a whole-table read) raises for ``names``; scan_batches is spied on."""
+    import strata.embed.scan as scan
+    from strata.tables import Lakehouse
+
+    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
+    seen: list[tuple[str, list, int]] = []
+
+    def read_arrow(self, name, columns=None):
+        if name in names:
+            raise AssertionError(f"whole-table read of {name!r}")
+        return real_read(self, name, columns)
+
+    def scan_batches(lakehouse, name, columns, filter=None, **kw):
+        for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
+            seen.append((name, list(b.schema.names), b.num_rows))
+            yield b
+
+    monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
+    monkeypatch.setattr(scan, "scan_batches", scan_batches)
+    return seen
+
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.parametrize("source", [None, "bestbuy-small", "homedepot"])
+def test_load_pairs_reads_only_the_labelled_products(tmp_path, monkeypatch, fmt, source):
+    import pandas as pd
+
+    from strata.judge.distilled import load_pairs
+
+    lh = _labels_lakehouse(tmp_path, fmt)
+    want = _old_load_pairs(lh, source)
+    assert len(want) == {None: 7, "bestbuy-small": 3, "homedepot": 4}[source]
+    seen = _forbid_whole_reads(monkeypatch, "products", "labels")
+    got = load_pairs(lh, source)
+    pd.testing.assert_frame_equal(got, want)
+    # products: only rows whose product id a label names ever left the scan (never the 27-row catalog),
+    # and description only for those
+    prod_rows = sum(n for name, _, n in seen if name == "products")
+    assert 0 < prod_rows <= {None: 7, "bestbuy-small": 3, "homedepot": 4}[source]
+    assert all("raw_label" not in cols for name, cols, _ in seen if name == "labels")
+
+
+def test_load_pairs_with_no_labels_left(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from strata.judge.distilled import load_pairs
+
+    lh = _labels_lakehouse(tmp_path, "delta")
+    want = _old_load_pairs(lh, "nope")
+    seen = _forbid_whole_reads(monkeypatch, "products", "labels")
+    got = load_pairs(lh, "nope")
+    assert got.empty
+    pd.testing.assert_frame_equal(got, want)
+    assert not [s for s in seen if s[0] == "products"]  # no labels, no product read at all
+
+
+@pytest.mark.parametrize("source", [None, "bestbuy"])
+def test_catalog_texts_stream_the_same_texts(tmp_path, monkeypatch, source):
+    from strata.judge.distilled import _product_texts, catalog_texts
+    from strata.judge.pair_features import TokenStats
+
+    lh = _labels_lakehouse(tmp_path, "delta")
+    products = lh.read_arrow("products", columns=["source", "title", "description"]).to_pandas()
+    if source:
+        products = products[products["source"] == source]
+    want = _product_texts(products)  # catalog_texts before issue 10
+    _forbid_whole_reads(monkeypatch, "products")
+    texts = catalog_texts(lh, source)
+    assert list(texts) == want and list(texts) == want  # lazy, and re-iterable
+    assert TokenStats.from_texts(texts) == TokenStats.from_texts(want)

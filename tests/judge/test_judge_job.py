@@ -81,3 +81,145 @@ def test_sigkill_midway_then_restart_gives_one_judgment_per_pair(engines, spark,
     j = lh.read_arrow("judgments").to_pandas()
     assert len(j) == total
     assert not j.duplicated(["query_norm", "product_id", "judge_id"]).any()
+
+
+# -- driver memory (issue 10): the job's inputs are read without the whole judgments history -----------
+
+
+def _write_table(path, frame: pd.DataFrame, fmt: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake import write_deltalake
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if fmt == "delta":
+        write_deltalake(str(path), table.slice(0, 20), mode="append")
+        write_deltalake(str(path), table.slice(20), mode="append")
+    else:
+        path.mkdir(parents=True)
+        pq.write_table(table, str(path / "part-0.parquet"), row_group_size=8)
+
+
+class _Recorder:
+    """A pyarrow dataset stand-in that records the columns each read asks for."""
+
+    def __init__(self, dataset, log):
+        self._d, self._log = dataset, log
+
+    def __getattr__(self, name):
+        attr = getattr(self._d, name)
+        if name in ("to_table", "to_batches", "scanner"):
+            def call(*a, **kw):
+                self._log.append(kw.get("columns", a[0] if a else None))
+                return attr(*a, **kw)
+            return call
+        return attr
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.parametrize("with_text", [False, True])
+def test_read_candidates_reads_only_the_columns_it_keeps(tmp_path, monkeypatch, fmt, with_text):
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    frame = _candidates(4)
+    frame["description"] = [None if i % 3 else "long description " * 20 for i in range(len(frame))]
+    frame["vector"] = [[float(i)] * 64 for i in range(len(frame))]  # a column the judge never needs
+    frame["score"] = [i / 10 for i in range(len(frame))]
+    if with_text:
+        frame["product_text"] = frame["title"] + " (text)"
+    frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # repeated pairs: the first one is kept
+    path = tmp_path / "cands"
+    _write_table(path, frame, fmt)
+    old = DeltaTable(str(path)).to_pyarrow_table() if fmt == "delta" else pq.read_table(str(path))
+    want = read_candidates(old)  # read_candidates(path) before issue 10 read the whole table like this
+
+    def whole(*a, **kw):
+        raise AssertionError("whole-table read")
+
+    cols: list = []
+    real_ds, real_dataset = DeltaTable.to_pyarrow_dataset, pads.dataset
+    monkeypatch.setattr(DeltaTable, "to_pyarrow_table", whole)
+    monkeypatch.setattr(pq, "read_table", whole)
+    monkeypatch.setattr(DeltaTable, "to_pyarrow_dataset",
+                        lambda self, *a, **kw: _Recorder(real_ds(self, *a, **kw), cols))
+    monkeypatch.setattr(pads, "dataset", lambda *a, **kw: _Recorder(real_dataset(*a, **kw), cols))
+    got = read_candidates(path)
+    pd.testing.assert_frame_equal(got, want)
+    assert len(got) == 41 and cols
+    read = {c for cs in cols for c in cs}
+    assert not read & {"vector", "score"}
+    assert read == ({"source", "query", "product_id", "product_text"} if with_text
+                    else {"source", "query", "product_id", "title", "description"})
+
+
+def test_read_candidates_path_errors_unchanged(tmp_path):
+    _write_table(tmp_path / "c", pd.DataFrame({"query": ["a"] * 25, "name": ["x"] * 25}), "delta")
+    with pytest.raises(ValueError, match="need a product_text or title"):
+        read_candidates(tmp_path / "c")
+    _write_table(tmp_path / "d", pd.DataFrame({"query": ["a"] * 25, "title": ["x"] * 25, "other": 1}), "delta")
+    with pytest.raises(ValueError, match=r"need a 'product_id' column \(have \['query', 'title', 'other', "):
+        read_candidates(tmp_path / "d")
+
+
+def _judgments(cands: pd.DataFrame) -> pd.DataFrame:
+    """j@1 judged the first 12 candidates and 30 pairs of other queries; j@2 judged every candidate."""
+    from strata.tables import spec
+
+    def rows(frame, judge_id):
+        return [dict(source="toy", query_norm=r.query_norm, query=r.query, product_id=r.product_id,
+                     judge_id=judge_id, judge_version="1", grade=1, p0=0.1, p1=0.8, p2=0.1, status="ok",
+                     error=None, run_id="r", judged_at=pd.Timestamp("2026-01-01")) for r in frame.itertuples()]
+
+    other = read_candidates(_candidates(3).assign(query=lambda d: d["query"].str.replace("Query", "Other")))
+    other = other[other["query_norm"] != ""]  # 30 pairs none of which is a candidate
+    data = rows(cands.iloc[:12], "j@1") + rows(other, "j@1") + rows(cands, "j@2")
+    return pd.DataFrame(data)[spec("judgments").schema.names]
+
+
+def test_missing_pairs_reads_only_this_judges_rows_for_these_candidates(tmp_path, monkeypatch):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    import strata.embed.scan as scan
+    from strata.tables import spec
+
+    lh = Lakehouse(tmp_path / "lh")
+    cands = read_candidates(_candidates(2))  # 21 pairs
+    judged = pa.Table.from_pandas(_judgments(cands), schema=spec("judgments").schema, preserve_index=False)
+    for s in range(0, judged.num_rows, 16):
+        write_deltalake(str(lh.path("judgments")), judged.slice(s, 16), mode="append")
+
+    def old_missing(judge_id):  # missing_pairs before issue 10 (all judgments of every judge in pandas)
+        done = lh.read_arrow("judgments", columns=["query_norm", "product_id", "judge_id"]).to_pandas()
+        done = done[done["judge_id"] == judge_id][["query_norm", "product_id"]]
+        if done.empty:
+            return cands
+        m = cands.merge(done.assign(_done=True), on=["query_norm", "product_id"], how="left")
+        return cands[m["_done"].isna().to_numpy()].reset_index(drop=True)
+
+    want = {j: old_missing(j) for j in ("j@1", "j@2", "j@3")}
+    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
+    seen: list[tuple[list[str], int]] = []
+
+    def read_arrow(self, name, columns=None):
+        if name == "judgments":
+            raise AssertionError("whole-table read of judgments")
+        return real_read(self, name, columns)
+
+    def spy(lakehouse, name, columns, filter=None, **kw):
+        for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
+            seen.append((list(b.schema.names), b.num_rows))
+            yield b
+
+    monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
+    monkeypatch.setattr(scan, "scan_batches", spy)
+    got = missing_pairs(lh, cands, "j@1")
+    pd.testing.assert_frame_equal(got, want["j@1"])
+    assert len(got) == 9
+    # only j@1's 12 rows for these candidates were read (not j@1's other queries, not j@2), two columns
+    assert sum(n for _, n in seen) == 12 and all(c == ["query_norm", "product_id"] for c, _ in seen)
+    assert missing_pairs(lh, cands, "j@2").empty and want["j@2"].empty
+    pd.testing.assert_frame_equal(missing_pairs(lh, cands, "j@3"), want["j@3"])
+    assert missing_pairs(lh, cands.iloc[:0], "j@1").empty

@@ -14,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from strata.tables import Lakehouse
 
 ENGAGEMENT_COLS = ["impressions", "clicks", "add_to_carts", "purchases"]
+# the judgments columns audit_frame reads
+JUDGMENT_COLS = ["source", "query_norm", "product_id", "judge_id", "grade", "p0", "p2", "status"]
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,33 @@ def _empty() -> pd.DataFrame:
     return empty_frame("judge_audit")
 
 
+def _scan_frame(lakehouse: Lakehouse, name: str, columns: list[str], filter=None) -> pd.DataFrame:  # noqa: A002
+    """``columns`` of the rows of ``name`` matching ``filter``, streamed (only matching rows are held)."""
+    from strata.embed.scan import scan_batches
+    from strata.tables import spec
+
+    batches = list(scan_batches(lakehouse, name, columns, filter=filter))
+    table = pa.Table.from_batches(batches) if batches else spec(name).schema.empty_table().select(columns)
+    return table.to_pandas()
+
+
 def run_audit(engines, lakehouse: Lakehouse, judge_id: str | None = None, rules: AuditRules = AuditRules(),
               run_id: str = "") -> dict:
     """Audit judgments (of one judge id, or all) against engagement; MERGE flagged rows into judge_audit."""
+    import pyarrow.compute as pc
+
     from strata.ingest.upsert import upsert
 
     for name in ("judgments", "query_product_engagement"):
         if not lakehouse.exists(name):
             raise FileNotFoundError(f"table {name!r} is missing from {lakehouse.root}")
-    j = lakehouse.read_arrow("judgments").to_pandas()
-    if judge_id:
-        j = j[j["judge_id"] == judge_id]
-    eng = lakehouse.read_arrow("query_product_engagement").to_pandas()
+    # Only the columns audit_frame uses; judgments of the audited judge only; engagement of the judged
+    # queries only (the inner join drops every other row). Both pushed down to the scan.
+    j = _scan_frame(lakehouse, "judgments", JUDGMENT_COLS,
+                    (pc.field("judge_id") == judge_id) if judge_id else None)
+    queries = pa.array(pd.unique(j["query_norm"]), type=pa.string(), from_pandas=True)
+    eng = _scan_frame(lakehouse, "query_product_engagement", ["query_norm", "product_id", *ENGAGEMENT_COLS],
+                      pc.field("query_norm").isin(queries))
     flagged = audit_frame(j, eng, rules, run_id)
     if len(flagged):
         upsert(engines.spark, lakehouse, "judge_audit", flagged)

@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -200,29 +200,107 @@ class TrainResult:
     meta: dict[str, Any]
 
 
-def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
-    """labels joined with products (title + description) as a pandas frame: query, product_text, grade, split."""
+# labels' source -> the catalog (products.source) its product ids live in
+_CATALOG = {"bestbuy-small": "bestbuy"}
+_LABEL_COLUMNS = ["source", "query", "query_norm", "product_id", "grade", "split"]
+_PRODUCT_COLUMNS = ["product_id", "source", "title", "description"]
 
-    labels = lakehouse.read_arrow("labels").to_pandas()
-    products = lakehouse.read_arrow("products", columns=["product_id", "source", "title", "description"]).to_pandas()
-    if source:
-        labels = labels[labels["source"] == source]
-    catalog = {"bestbuy-small": "bestbuy"}
-    labels = labels.assign(catalog=labels["source"].map(lambda s: catalog.get(s, s)))
-    products = products.assign(
-        product_text=_product_texts(products))
+
+def _scan_frame(lakehouse: Any, name: str, columns: list[str], filter: Any = None) -> "Any":
+    """``columns`` of the rows of ``name`` matching ``filter`` as one pandas frame, streamed from the table
+    (only the matching rows are held; an empty frame of the table's schema when none match)."""
+    import pyarrow as pa
+
+    from strata.embed.scan import scan_batches
+    from strata.tables import spec
+
+    batches = list(scan_batches(lakehouse, name, columns, filter=filter))
+    table = pa.Table.from_batches(batches) if batches else spec(name).schema.empty_table().select(columns)
+    return table.to_pandas()
+
+
+def _key_filter(keys: Any) -> Any:
+    """A pyarrow filter for products whose (source, product_id) is one of ``keys`` (a frame: catalog,
+    product_id), as a push-down pre-filter (source in catalogs, product_id in ids) and an exact per-batch
+    mask function."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    by_cat: dict[Any, pa.Array] = {}
+    for cat, ids in keys.groupby("catalog", dropna=False, sort=False)["product_id"]:
+        by_cat[None if cat is None or (isinstance(cat, float) and math.isnan(cat)) else cat] = pa.array(
+            ids.unique(), type=pa.string(), from_pandas=True)
+    all_ids = pa.array(keys["product_id"].unique(), type=pa.string(), from_pandas=True)
+    cats = pa.array(list(by_cat), type=pa.string())
+    pushdown = pc.field("source").isin(cats) & pc.field("product_id").isin(all_ids)
+
+    def mask(batch: pa.RecordBatch) -> pa.Array:
+        src, pid = batch.column("source"), batch.column("product_id")
+        m = None
+        for cat, ids in by_cat.items():
+            same = pc.is_null(src) if cat is None else pc.equal(src, cat)
+            hit = pc.and_(pc.fill_null(same, False), pc.is_in(pid, value_set=ids))
+            m = hit if m is None else pc.or_(m, hit)
+        return m
+
+    return pushdown, mask
+
+
+def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
+    """labels joined with products (title + description) as a pandas frame: query, product_text, grade, split.
+
+    Streams both tables: labels with only the columns kept (and ``source`` pushed down), then products
+    with only the rows whose (source, product_id) a label references; the catalog is never held whole.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+    from strata.tables import spec
+
+    labels = _scan_frame(lakehouse, "labels", _LABEL_COLUMNS,
+                         filter=(pc.field("source") == source) if source else None)
+    labels = labels.assign(catalog=labels["source"].map(lambda s: _CATALOG.get(s, s)))
+    kept: list[pa.RecordBatch] = []
+    if len(labels):
+        pushdown, mask = _key_filter(labels[["catalog", "product_id"]])
+        for batch in scan_batches(lakehouse, "products", _PRODUCT_COLUMNS, filter=pushdown):
+            batch = batch.filter(mask(batch))
+            if batch.num_rows:
+                kept.append(batch)
+    products = (pa.Table.from_batches(kept) if kept
+                else spec("products").schema.empty_table().select(_PRODUCT_COLUMNS)).to_pandas()
+    # object dtype even with no rows (as when the whole catalog was read)
+    products = products.assign(product_text=pd.Series(_product_texts(products), index=products.index, dtype=object))
     df = labels.merge(products[["product_id", "source", "product_text"]],
                       left_on=["catalog", "product_id"], right_on=["source", "product_id"],
                       how="inner", suffixes=("", "_p"))
     return df[["source", "query", "query_norm", "product_id", "product_text", "grade", "split"]].reset_index(drop=True)
 
 
-def catalog_texts(lakehouse: Any, source: str | None = None) -> list[str]:
-    """Every product's judge text (title + description), for the token statistics of the grade head."""
-    products = lakehouse.read_arrow("products", columns=["source", "title", "description"]).to_pandas()
-    if source:
-        products = products[products["source"] == source]
-    return _product_texts(products)
+class CatalogTexts:
+    """Every product's judge text (title + description), streamed from ``products`` each time it is iterated
+    (the catalog is never held in memory: ``TokenStats.from_texts`` only counts tokens per text)."""
+
+    def __init__(self, lakehouse: Any, source: str | None = None) -> None:
+        self.lakehouse, self.source = lakehouse, source
+
+    def __iter__(self) -> Iterator[str]:
+        import pyarrow.compute as pc
+
+        from strata.embed.scan import scan_batches
+
+        flt = (pc.field("source") == self.source) if self.source else None
+        for batch in scan_batches(self.lakehouse, "products", ["title", "description"], filter=flt):
+            yield from _product_texts({"title": batch.column("title").to_pylist(),
+                                       "description": batch.column("description").to_pylist()})
+
+
+def catalog_texts(lakehouse: Any, source: str | None = None) -> Iterable[str]:
+    """Every product's judge text (title + description), for the token statistics of the grade head: a lazy,
+    re-iterable stream over ``products`` (same texts, same order as reading the table whole)."""
+    return CatalogTexts(lakehouse, source)
 
 
 def _product_texts(products: Any) -> list[str]:
@@ -387,7 +465,7 @@ def stack_split(query_norms: Sequence[str], fraction: float, salt: str = "judge-
 def train_judge(
     pairs: "Any",
     out: str | Path,
-    catalog_texts: Sequence[str],
+    catalog_texts: Iterable[str],
     stack_fraction: float = 0.25,
     encoder: str = "baseline",
     encoder_max_seq_length: int | None = 48,

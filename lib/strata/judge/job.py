@@ -33,22 +33,14 @@ def read_candidates(path_or_table: str | Path | pa.Table | pd.DataFrame) -> pd.D
     """A candidates Delta table (or frame): needs query, product_id and product_text (or title).
 
     Optional: source, query_norm (derived from query when absent), category. One row per
-    (query_norm, product_id), the first seen.
+    (query_norm, product_id), the first seen. From a path, only those columns are read.
     """
     if isinstance(path_or_table, pd.DataFrame):
         df = path_or_table.copy()
     elif isinstance(path_or_table, pa.Table):
         df = path_or_table.to_pandas()
     else:
-        p = Path(path_or_table)
-        if (p / "_delta_log").is_dir():
-            from deltalake import DeltaTable
-
-            df = DeltaTable(str(p)).to_pyarrow_table().to_pandas()
-        else:
-            import pyarrow.parquet as pq
-
-            df = pq.read_table(str(p)).to_pandas()
+        df = _read_candidate_columns(Path(path_or_table))
     if "product_text" not in df.columns:
         if "title" not in df.columns:
             raise ValueError("candidates need a product_text or title column")
@@ -70,14 +62,60 @@ def read_candidates(path_or_table: str | Path | pa.Table | pd.DataFrame) -> pd.D
     return df.reset_index(drop=True)
 
 
+def _read_candidate_columns(p: Path) -> pd.DataFrame:
+    """The columns ``read_candidates`` uses of a candidates Delta table or parquet file/folder: the
+    ``CANDIDATE_COLUMNS`` it has, plus title/description only when it has no product_text. Other columns
+    (e.g. a retriever's vectors or scores) are never read."""
+    import pyarrow.dataset as ds
+
+    if (p / "_delta_log").is_dir():
+        from deltalake import DeltaTable
+
+        dataset = DeltaTable(str(p)).to_pyarrow_dataset()
+    else:
+        # as pq.read_table(path): a file or a folder of files, hive partition columns included
+        dataset = ds.dataset(str(p), format="parquet", partitioning="hive")
+    names = dataset.schema.names
+    if not {"query", "product_id"} <= set(names) or not {"product_text", "title"} & set(names):
+        # not a candidates table: no rows needed for read_candidates' error (which lists every column)
+        return dataset.schema.empty_table().to_pandas()
+    cols = [c for c in CANDIDATE_COLUMNS if c in names]
+    if "product_text" not in names:
+        cols += [c for c in ("title", "description") if c in names]
+    return dataset.to_table(columns=cols).to_pandas()
+
+
+def _value_set(values: pd.Series) -> pa.Array | None:
+    """The distinct ``values`` as a string value set for a push-down ``isin`` (None when they are not all
+    strings/nulls, e.g. a caller's integer ids: then the filter is left to the merge)."""
+    try:
+        return pa.array(pd.unique(values), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
 def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str) -> pd.DataFrame:
-    """Candidates without a judgment by ``judge_id`` yet (the resume point)."""
+    """Candidates without a judgment by ``judge_id`` yet (the resume point).
+
+    Reads only (query_norm, product_id) of the ``judgments`` rows of ``judge_id`` whose query_norm and
+    product_id occur among the candidates (pushed down to the scan), not the table's whole history.
+    """
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+
     if not lakehouse.exists("judgments"):
         return candidates
-    done = lakehouse.read_arrow("judgments", columns=["query_norm", "product_id", "judge_id"]).to_pandas()
-    done = done[done["judge_id"] == judge_id][["query_norm", "product_id"]]
-    if done.empty:
+    flt = pc.field("judge_id") == judge_id
+    for col in ("query_norm", "product_id"):
+        vs = _value_set(candidates[col])
+        if vs is not None:
+            flt = flt & pc.field(col).isin(vs)
+    cols = ["query_norm", "product_id"]
+    batches = [b for b in scan_batches(lakehouse, "judgments", cols, filter=flt) if b.num_rows]
+    if not batches:
         return candidates
+    done = pa.Table.from_batches(batches).to_pandas()
     m = candidates.merge(done.assign(_done=True), on=["query_norm", "product_id"], how="left")
     return candidates[m["_done"].isna().to_numpy()].reset_index(drop=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from strata.mine.job import SOURCE_PRIORITY
@@ -10,23 +11,36 @@ from strata.tables import Lakehouse
 from strata.text import normalize_query
 
 
-def query_examples(lakehouse: Lakehouse, query: str, catalog: str | None = None) -> pd.DataFrame:
-    """Rows of ``training_examples`` for the normalised ``query`` with the product title attached."""
-    from deltalake import DeltaTable
+def _scan_frame(lakehouse: Lakehouse, name: str, columns: list[str] | None,
+                filter: pc.Expression) -> pd.DataFrame:  # noqa: A002
+    """The rows of ``name`` matching ``filter`` (``columns``; None = all), streamed: only matching rows are held."""
+    from strata.embed.scan import scan_batches
+    from strata.tables import spec
 
+    batches = list(scan_batches(lakehouse, name, columns, filter=filter))  # type: ignore[arg-type]
+    if batches:
+        return pa.Table.from_batches(batches).to_pandas()
+    schema = spec(name).schema
+    return (schema.select(columns) if columns else schema).empty_table().to_pandas()
+
+
+def query_examples(lakehouse: Lakehouse, query: str, catalog: str | None = None) -> pd.DataFrame:
+    """Rows of ``training_examples`` for the normalised ``query`` with the product title attached.
+
+    Both tables are read with the filter pushed down (either lakehouse format): the query's (and catalog's)
+    examples, then only the products those examples name.
+    """
     qn = normalize_query(query)
-    if lakehouse.format == "delta":
-        tbl = DeltaTable(str(lakehouse.path("training_examples"))).to_pyarrow_dataset()
-        rows = tbl.to_table(filter=pc.field("query_norm") == qn).to_pandas()
-    else:
-        rows = lakehouse.read_arrow("training_examples").to_pandas()
-        rows = rows[rows["query_norm"] == qn]
+    want = pc.field("query_norm") == qn
     if catalog:
-        rows = rows[rows["catalog"] == catalog]
+        want = want & (pc.field("catalog") == catalog)
+    rows = _scan_frame(lakehouse, "training_examples", None, want)
     if rows.empty:
         return rows.assign(title=pd.Series(dtype=str))
-    prods = lakehouse.read_arrow("products", columns=["source", "product_id", "title"]).to_pandas()
-    prods = prods[prods["product_id"].isin(set(rows["product_id"]))]
+    ids = pa.array(pd.unique(rows["product_id"]), type=pa.string(), from_pandas=True)
+    cats = pa.array(pd.unique(rows["catalog"]), type=pa.string(), from_pandas=True)
+    prods = _scan_frame(lakehouse, "products", ["source", "product_id", "title"],
+                        pc.field("product_id").isin(ids) & pc.field("source").isin(cats))
     rows = rows.merge(prods, left_on=["catalog", "product_id"], right_on=["source", "product_id"], how="left",
                       suffixes=("", "_p")).drop(columns=["source_p"])
     prio = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
