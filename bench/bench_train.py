@@ -185,7 +185,8 @@ def main() -> None:
                                              a.lr, a.seq, 13)
                 res["mnrl"]["peak_rss_mb"] = round(mem.peak / 2**20)
             s1 = res["strata"]["stages"][0]
-            res["throughput_ratio_stage1_vs_st"] = round(s1["examples_per_s"] / res["mnrl"]["examples_per_s"], 3)
+            if not peer:  # a reused peer ran at another time, under another load: no same-run ratio
+                res["throughput_ratio_stage1_vs_st"] = round(s1["examples_per_s"] / res["mnrl"]["examples_per_s"], 3)
         ds = read_beir(a.dataset, split="dev")
         models = {"stage1": str(work / "strata" / "stage1" / "model"), "stage1+2": str(work / "strata" / "model"),
                   "mnrl": str(work / "mnrl" / "model")}

@@ -296,8 +296,9 @@ def blocks_mine(raw: dict, src: str, meta: dict | None, doc: dict | None) -> lis
 
 def _quality_rows(q: dict) -> list[Row]:
     rows = []
-    labels = {"stage1": "Stage 1", "stage1+2": "Stage 1 + 2"}
-    for k in ("stage1", "stage1+2"):
+    labels = {"stage1": "Stage 1", "stage1+2": "Stage 1 + 2",
+              "stage1+2 judged": "Stage 1 + 2 on judge-annotated mining"}
+    for k in labels:
         if k not in q:
             continue
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
@@ -326,6 +327,10 @@ def blocks_train(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
     st = (raw.get("strata") or {}).get("stages") or []
     mnrl = raw.get("mnrl") or {}
     peer = "sentence-transformers MNRL trainer"
+    if mnrl.get("reused_from"):  # the peer model came from an earlier run: its speed is not a same-run peer
+        b.notes.append(f"MNRL peer reused from `{mnrl['reused_from']}` (identical inputs, seeded): quality compared "
+                       "here, speed and memory only in the paired-repeats block")
+        mnrl = {}
     for s in st:
         is1 = s.get("stage") == 1
         b.rows.append(Row(f"Stage {s.get('stage')}: examples/s, {s.get('steps')} steps (higher = better)",
