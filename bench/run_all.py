@@ -346,6 +346,34 @@ def blocks_train(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
     return [b]
 
 
+def blocks_scale(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """One row per stage series: the growth exponent of time in input rows, with the 1x and 8x ends."""
+    b = new_block("scaling curves (1x, 2x, 4x, 8x input)", raw, meta, doc, src)
+    if raw.get("commands"):
+        b.notes.append("commands: " + "; ".join(f"`{c}`" for c in raw["commands"]))
+    by: dict[str, list[dict]] = {}
+    for r in raw.get("runs", []):
+        if "error" not in r:
+            by.setdefault(r.get("series") or r["stage"], []).append(r)
+    for series, rs in by.items():
+        rs = sorted(rs, key=lambda r: r["factor"])
+        lo, hi = rs[0], rs[-1]
+        summ = (raw.get("summary") or {}).get(series, {})
+        if lo["stage"] == "train":
+            d0, d1 = lo.get("detail") or {}, hi.get("detail") or {}
+            note = (f"examples/step {lo['rows']} -> {hi['rows']}; examples/s {fmt_num(d0.get('examples_per_s'))} -> "
+                    f"{fmt_num(d1.get('examples_per_s'))}; peak MB {fmt_num(lo['peak_mb'])} -> {fmt_num(hi['peak_mb'])}")
+            measure = f"{series}: exponent of s/step in examples/step"
+        else:
+            note = (f"rows {fmt_num(lo['rows'])} -> {fmt_num(hi['rows'])}; s {fmt_num(lo['seconds'])} -> "
+                    f"{fmt_num(hi['seconds'])}; peak MB {fmt_num(lo['peak_mb'])} -> {fmt_num(hi['peak_mb'])}")
+            measure = f"{series}: exponent of seconds in rows, 1x..8x (1 = linear)"
+        if summ.get("exponent") is not None:
+            b.rows.append(Row(measure, [summ["exponent"]], note=note + f"; 4x..8x exponent {summ.get('exponent_4x_8x')}"))
+    b.notes.append("per-size tables: `bench/results/scale.md`")
+    return [b]
+
+
 def blocks_generic(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
     """A results file without a dedicated renderer: provenance and its headline numbers (leaves named like a
     ratio, median, rate or hours; wall seconds only if there are none of those)."""
@@ -437,7 +465,7 @@ BENCHES = [
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train),
     Bench("train_throughput", "train", "bench/bench_train.py", "train_throughput.json", blocks_train,
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train_tp),
-    Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_generic, (), _args_scale),
+    Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 
