@@ -16,6 +16,35 @@ from strata.config import default_data_root  # noqa: E402
 _EXIT = {"status": 0}
 
 
+@pytest.fixture
+def forbid_whole_reads(monkeypatch):
+    """``arm(*tables)``: ``Lakehouse.read_arrow`` (a whole-table read) raises for those tables, and every batch
+    ``strata.embed.scan.scan_batches`` streams is recorded as (table, columns, rows) in the list ``arm``
+    returns: proof a stage streams what it needs instead of materialising a table."""
+    import strata.embed.scan as scan
+    from strata.tables import Lakehouse
+
+    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
+    seen: list[tuple[str, list[str], int]] = []
+
+    def arm(*names: str) -> list[tuple[str, list[str], int]]:
+        def read_arrow(self, name, columns=None):
+            if name in names:
+                raise AssertionError(f"whole-table read of {name!r}")
+            return real_read(self, name, columns)
+
+        def spy(lakehouse, name, columns, filter=None, **kw):
+            for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
+                seen.append((name, list(b.schema.names), b.num_rows))
+                yield b
+
+        monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
+        monkeypatch.setattr(scan, "scan_batches", spy)
+        return seen
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real public data (../shared/data or $STRATA_DATA); tests that need it skip when absent."""

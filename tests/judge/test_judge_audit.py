@@ -48,14 +48,13 @@ def test_run_audit_writes_table(engines, tmp_path):
     assert len(lh.read_arrow("judge_audit").to_pandas()) == 2
 
 
-def test_run_audit_reads_one_judges_rows_and_their_queries_only(tmp_path, monkeypatch):
+def test_run_audit_reads_one_judges_rows_and_their_queries_only(tmp_path, monkeypatch, forbid_whole_reads):
     """No whole-table read of judgments or engagement (issue 10); same flagged rows as before."""
     from types import SimpleNamespace
 
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    import strata.embed.scan as scan
     import strata.ingest.upsert as upsert_mod
     from strata.tables import spec
 
@@ -88,22 +87,8 @@ def test_run_audit_reads_one_judges_rows_and_their_queries_only(tmp_path, monkey
         return audit_frame(j, lh.read_arrow("query_product_engagement").to_pandas(), AuditRules(), "a"), len(j)
 
     want = {k: old_audit(k) for k in ("j@1", "j@2", None)}
-    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
-    seen: list[tuple[str, list[str], int]] = []
-
-    def read_arrow(self, name, columns=None):
-        if name in ("judgments", "query_product_engagement"):
-            raise AssertionError(f"whole-table read of {name}")
-        return real_read(self, name, columns)
-
-    def spy(lakehouse, name, columns, filter=None, **kw):
-        for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
-            seen.append((name, list(b.schema.names), b.num_rows))
-            yield b
-
     written: list[pd.DataFrame] = []
-    monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
-    monkeypatch.setattr(scan, "scan_batches", spy)
+    seen = forbid_whole_reads("judgments", "query_product_engagement")
     monkeypatch.setattr(upsert_mod, "upsert", lambda spark, lakehouse, name, frame: written.append(frame))
     engines = SimpleNamespace(spark=None)
     for judge_id, (flags, n) in want.items():

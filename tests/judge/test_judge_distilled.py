@@ -100,33 +100,9 @@ def _old_load_pairs(lakehouse, source=None):
     return df[["source", "query", "query_norm", "product_id", "product_text", "grade", "split"]].reset_index(drop=True)
 
 
-def _forbid_whole_reads(monkeypatch, *names):
-    """Lakehouse.read_arrow (a whole-table read) raises for ``names``; scan_batches is spied on."""
-    import strata.embed.scan as scan
-    from strata.tables import Lakehouse
-
-    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
-    seen: list[tuple[str, list, int]] = []
-
-    def read_arrow(self, name, columns=None):
-        if name in names:
-            raise AssertionError(f"whole-table read of {name!r}")
-        return real_read(self, name, columns)
-
-    def scan_batches(lakehouse, name, columns, filter=None, **kw):
-        for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
-            seen.append((name, list(b.schema.names), b.num_rows))
-            yield b
-
-    monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
-    monkeypatch.setattr(scan, "scan_batches", scan_batches)
-    return seen
-
-
-
 @pytest.mark.parametrize("fmt", ["delta", "parquet"])
 @pytest.mark.parametrize("source", [None, "bestbuy-small", "homedepot"])
-def test_load_pairs_reads_only_the_labelled_products(tmp_path, monkeypatch, fmt, source):
+def test_load_pairs_reads_only_the_labelled_products(tmp_path, monkeypatch, fmt, source, forbid_whole_reads):
     import pandas as pd
 
     from strata.judge.distilled import load_pairs
@@ -134,7 +110,7 @@ def test_load_pairs_reads_only_the_labelled_products(tmp_path, monkeypatch, fmt,
     lh = _labels_lakehouse(tmp_path, fmt)
     want = _old_load_pairs(lh, source)
     assert len(want) == {None: 7, "bestbuy-small": 3, "homedepot": 4}[source]
-    seen = _forbid_whole_reads(monkeypatch, "products", "labels")
+    seen = forbid_whole_reads("products", "labels")
     got = load_pairs(lh, source)
     pd.testing.assert_frame_equal(got, want)
     # products: only rows whose product id a label names ever left the scan (never the 27-row catalog),
@@ -144,14 +120,14 @@ def test_load_pairs_reads_only_the_labelled_products(tmp_path, monkeypatch, fmt,
     assert all("raw_label" not in cols for name, cols, _ in seen if name == "labels")
 
 
-def test_load_pairs_with_no_labels_left(tmp_path, monkeypatch):
+def test_load_pairs_with_no_labels_left(tmp_path, monkeypatch, forbid_whole_reads):
     import pandas as pd
 
     from strata.judge.distilled import load_pairs
 
     lh = _labels_lakehouse(tmp_path, "delta")
     want = _old_load_pairs(lh, "nope")
-    seen = _forbid_whole_reads(monkeypatch, "products", "labels")
+    seen = forbid_whole_reads("products", "labels")
     got = load_pairs(lh, "nope")
     assert got.empty
     pd.testing.assert_frame_equal(got, want)
@@ -159,7 +135,7 @@ def test_load_pairs_with_no_labels_left(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("source", [None, "bestbuy"])
-def test_catalog_texts_stream_the_same_texts(tmp_path, monkeypatch, source):
+def test_catalog_texts_stream_the_same_texts(tmp_path, monkeypatch, source, forbid_whole_reads):
     from strata.judge.distilled import _product_texts, catalog_texts
     from strata.judge.pair_features import TokenStats
 
@@ -168,7 +144,7 @@ def test_catalog_texts_stream_the_same_texts(tmp_path, monkeypatch, source):
     if source:
         products = products[products["source"] == source]
     want = _product_texts(products)  # catalog_texts before issue 10
-    _forbid_whole_reads(monkeypatch, "products")
+    forbid_whole_reads("products")
     texts = catalog_texts(lh, source)
     assert list(texts) == want and list(texts) == want  # lazy, and re-iterable
     assert TokenStats.from_texts(texts) == TokenStats.from_texts(want)

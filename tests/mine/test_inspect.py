@@ -7,7 +7,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import strata.embed.scan as scan
 from strata.mine.inspect import query_examples
 from strata.mine.job import SOURCE_PRIORITY
 from strata.tables import Lakehouse, spec
@@ -84,26 +83,12 @@ def _old_query_examples(lakehouse: Lakehouse, query: str, catalog: str | None = 
 
 
 @pytest.mark.parametrize("fmt", ["delta", "parquet"])
-def test_query_examples_read_one_query_and_its_products(tmp_path, monkeypatch, fmt):
+def test_query_examples_read_one_query_and_its_products(tmp_path, monkeypatch, fmt, forbid_whole_reads):
     lh = _lakehouse(tmp_path, fmt)
     cases = [("  STAINLESS steel Microwave ", None, 7), ("stainless steel microwave", "shop", 5),
              ("stainless steel microwave", "other", 2), ("gas range", None, 2), ("no such query", None, 0)]
     want = {(q, c): _old_query_examples(lh, q, c) for q, c, _ in cases}
-    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
-    seen: list[tuple[str, list[str], int]] = []
-
-    def read_arrow(self, name, columns=None):
-        if name in ("products", "training_examples"):
-            raise AssertionError(f"whole-table read of {name}")
-        return real_read(self, name, columns)
-
-    def spy(lakehouse, name, columns, filter=None, **kw):
-        for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
-            seen.append((name, list(b.schema.names), b.num_rows))
-            yield b
-
-    monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
-    monkeypatch.setattr(scan, "scan_batches", spy)
+    seen = forbid_whole_reads("products", "training_examples")
     for q, c, n in cases:
         seen.clear()
         got = query_examples(lh, q, c)
