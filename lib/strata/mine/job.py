@@ -113,22 +113,41 @@ def _cap(examples: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, int]:
     return kept, int(len(ex) - len(kept))
 
 
+class _SourceTally:
+    """Counts and scores of one (catalog or overall, source) while ``training_examples`` streams past. Only
+    the scores are kept (for the exact median): 8 bytes a row instead of the whole row."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.grades: dict[int, int] = {}
+        self.judge_grades: dict[int, int] = {}
+        self.scores: list[np.ndarray] = []
+
+    def add(self, g: pd.DataFrame) -> None:
+        self.rows += len(g)
+        for k, v in g["grade"].value_counts().items():
+            self.grades[int(k)] = self.grades.get(int(k), 0) + int(v)
+        for k, v in g["judge_grade"].dropna().astype(int).value_counts().items():
+            self.judge_grades[int(k)] = self.judge_grades.get(int(k), 0) + int(v)
+        sc = pd.to_numeric(g["score"], errors="coerce").dropna().to_numpy(np.float64)
+        if len(sc):
+            self.scores.append(sc)
+
+    def summary(self, total: int) -> dict[str, Any]:
+        sc = np.concatenate(self.scores) if self.scores else np.array([])
+        return {"rows": self.rows, "share": round(self.rows / max(total, 1), 4),
+                "grades": dict(sorted(self.grades.items())), "judge_grades": dict(sorted(self.judge_grades.items())),
+                "mean_score": round(float(sc.mean()), 4) if len(sc) else None,
+                "median_score": round(float(np.median(sc)), 4) if len(sc) else None}
+
+
 def summarize(examples: pd.DataFrame) -> dict[str, Any]:
     """Per source: rows, share, grade distribution, judge grade distribution, similarity to the query."""
-    out: dict[str, Any] = {"rows": int(len(examples)), "queries": int(examples["query_norm"].nunique()),
-                           "sources": {}}
+    tallies: dict[str, _SourceTally] = {}
     for src, g in examples.groupby("source", sort=True):
-        s = g["score"].astype(float)
-        out["sources"][src] = {
-            "rows": int(len(g)),
-            "share": round(len(g) / max(len(examples), 1), 4),
-            "grades": {int(k): int(v) for k, v in g["grade"].value_counts().sort_index().items()},
-            "judge_grades": {int(k): int(v) for k, v in g["judge_grade"].dropna().astype(int)
-                             .value_counts().sort_index().items()},
-            "mean_score": round(float(s.mean()), 4) if s.notna().any() else None,
-            "median_score": round(float(s.median()), 4) if s.notna().any() else None,
-        }
-    return out
+        tallies.setdefault(src, _SourceTally()).add(g)
+    return {"rows": int(len(examples)), "queries": int(examples["query_norm"].nunique()),
+            "sources": {src: t.summary(len(examples)) for src, t in tallies.items()}}
 
 
 def run_mining(
@@ -247,34 +266,6 @@ def run_mining(
 
 
 REPORT_COLUMNS = ["catalog", "query_norm", "source", "grade", "judge_grade", "score"]
-
-
-class _SourceTally:
-    """Counts and scores of one (catalog or overall, source) while ``training_examples`` streams past. Only
-    the scores are kept (for the exact median): 8 bytes a row instead of the whole row."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.grades: dict[int, int] = {}
-        self.judge_grades: dict[int, int] = {}
-        self.scores: list[np.ndarray] = []
-
-    def add(self, g: pd.DataFrame) -> None:
-        self.rows += len(g)
-        for k, v in g["grade"].value_counts().items():
-            self.grades[int(k)] = self.grades.get(int(k), 0) + int(v)
-        for k, v in g["judge_grade"].dropna().astype(int).value_counts().items():
-            self.judge_grades[int(k)] = self.judge_grades.get(int(k), 0) + int(v)
-        sc = pd.to_numeric(g["score"], errors="coerce").dropna().to_numpy(np.float64)
-        if len(sc):
-            self.scores.append(sc)
-
-    def summary(self, total: int) -> dict[str, Any]:
-        sc = np.concatenate(self.scores) if self.scores else np.array([])
-        return {"rows": self.rows, "share": round(self.rows / max(total, 1), 4),
-                "grades": dict(sorted(self.grades.items())), "judge_grades": dict(sorted(self.judge_grades.items())),
-                "mean_score": round(float(sc.mean()), 4) if len(sc) else None,
-                "median_score": round(float(np.median(sc)), 4) if len(sc) else None}
 
 
 def mining_report(lakehouse: Lakehouse, out: str | Path | None = None) -> dict[str, Any]:
