@@ -1,8 +1,8 @@
 """Stage 1 loss/sampling variants at a fixed step budget: which choices move Home Depot dev quality.
 
 A plain torch loop (no Ray: the variants differ only in loss and sampling, so the Ray Train wrapper is left
-out to run two variants side by side on 2 cores) over the library's own pieces: ``load_groups`` +
-``augment_groups`` + ``stage_groups`` for data, ``sample_batch`` for rows, ``GradedSupConLoss`` for the loss.
+out to run two variants side by side on 2 cores) over the library's own pieces: ``build_groups`` +
+``read_groups`` for data (Spark-built query groups with the augmentation), ``sample_batch`` for rows, ``GradedSupConLoss`` for the loss.
 Same model, seq length, batch (32 queries x 4 rows), lr schedule (10% warm-up, linear decay) and seed for
 every variant; quality = full-corpus retrieval on the BEIR dev export (``evaluate_beir``).
 
@@ -56,16 +56,21 @@ def main() -> None:
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.sources.beir import read_beir
     from strata.tables import Lakehouse
-    from strata.train.data import AugmentConfig, augment_groups, load_groups, sample_batch, stage_groups
+    from strata.config import EngineConfig
+    from strata.engines import Engines
+    from strata.train.data import sample_batch
+    from strata.train.groups import AugmentConfig, build_groups, read_groups
     from strata.train.losses import GradedSupConLoss
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(13)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    groups, prods = load_groups(Lakehouse(a.lakehouse), [a.catalog])
-    groups, aug = augment_groups(groups, prods, AugmentConfig(a.spelling, a.synthetic, "template", 13))
-    data = stage_groups(groups, 1).sample(frac=1.0, random_state=13).reset_index(drop=True)
+    with Engines(EngineConfig()) as eng:
+        g = build_groups(eng.spark, Lakehouse(a.lakehouse), out / "groups", [a.catalog],
+                         AugmentConfig(a.spelling, a.synthetic, "template", 13))
+    aug = g.augmentation()
+    data = read_groups(g, stage=1).sample(frac=1.0, random_state=13).reset_index(drop=True)
     model = SentenceTransformer(resolve_model("baseline"), device="cpu", local_files_only=True)
     model.max_seq_length = a.seq
     loss_fn = GradedSupConLoss(a.temperature, a.partials, a.symmetric)

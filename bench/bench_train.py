@@ -149,7 +149,7 @@ def main() -> None:
     from strata.sources.beir import read_beir
     from strata.tables import Lakehouse
     from strata.train.config import TrainConfig
-    from strata.train.data import load_groups
+    from strata.train.groups import build_groups, read_groups
     from strata.train.runner import train
 
     work = Path(a.work)
@@ -157,8 +157,6 @@ def main() -> None:
     lh = Lakehouse(a.lakehouse)
     res: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                  "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "params": vars(a)}
-    groups, _ = load_groups(lh, [a.catalog])
-    res["groups"] = int(len(groups))
     cfg = TrainConfig(max_seq_length=a.seq, cpus_per_worker=2, threads=2, checkpoint_every=100, spelling_rate=0.1,
                       catalogs=[a.catalog],
                       stage1={"max_steps": a.steps1, "queries_per_batch": a.batch, "negatives": a.negatives,
@@ -166,6 +164,9 @@ def main() -> None:
                       stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
                               "epochs": 100, **({"lr": a.lr2} if a.lr2 else {})})
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
+        # The peer's data: the same query groups, without Strata's augmentation.
+        groups = read_groups(build_groups(eng.spark, lh, work / "peer_groups", [a.catalog]))
+        res["groups"] = int(len(groups))
         if a.throughput_only:
             res["throughput"] = throughput(eng, lh, cfg, groups, a, work)
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,9 @@ def test_supcon_masks_copies_of_own_products_and_skips_all_irrelevant_queries():
     assert got == pytest.approx((l0 + 0.5 * l1) / 1.5, rel=1e-9)
     only_zero = loss(Q, P, OWNER, torch.zeros(5, dtype=torch.long))
     assert only_zero.item() == 0.0
+    # product ids are 64-bit hashes in training (strata.train.groups): same masking, any magnitude or sign
+    hashed = torch.tensor([2**62 + 5, -(2**61), 7, 2**62 + 5, 2**40], dtype=torch.int64)
+    assert loss(Q, P, OWNER, GRADE, hashed).item() == pytest.approx(got, rel=1e-12)
 
 
 def _nll(s, i, p, negs):

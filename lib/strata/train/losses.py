@@ -55,7 +55,8 @@ def _same_product(owner: torch.Tensor, pid: torch.Tensor | None, n_queries: int)
     own = owner.unsqueeze(0) == torch.arange(n_queries, device=owner.device).unsqueeze(1)
     if pid is None:
         return own
-    # query i owns pid x if any of its rows has pid x
+    # query i owns pid x if any of its rows has pid x. Ids are 64-bit hashes: renumber them 0..n-1 in the batch.
+    pid = torch.unique(pid, return_inverse=True)[1]
     mine = torch.zeros(n_queries, int(pid.max().item()) + 1, dtype=torch.bool, device=owner.device)
     mine[owner, pid] = True
     return mine[:, pid]

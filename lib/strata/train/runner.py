@@ -2,7 +2,8 @@
 resume from the latest checkpoint, and the final model in sentence-transformers format.
 
 ``train(...)`` runs Stage 1, Stage 2 or both (Stage 2 starts from Stage 1's model). Layout under ``out``:
-``stage1/model``, ``stage2/model`` (sentence-transformers folders), ``ray/`` (Ray Train storage with the
+``groups/`` (the query groups Spark built, parquet; see ``strata.train.groups``), ``stage1/model``,
+``stage2/model`` (sentence-transformers folders), ``ray/`` (Ray Train storage with the
 checkpoints), ``mlruns/`` (MLflow file store unless a URI is configured), ``model`` = the last stage's model,
 ``train.json`` (steps, examples/s, data counts, checkpoints used).
 """
@@ -18,10 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from strata.train.config import TrainConfig
-from strata.train.data import AugmentConfig, augment_groups, load_groups, stage_groups
+from strata.train.groups import AugmentConfig, Groups, build_groups, ray_dataset
 from strata.train.loop import PROBE_FILE, STATE_FILE, total_steps, train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -81,18 +80,18 @@ def _resolve_base(name: str) -> str:
     return resolve_model(name)
 
 
-def train_stage(engines: Any, groups: pd.DataFrame, cfg: TrainConfig, stage: int, init_model: str,
+def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init_model: str,
                 out: Path) -> StageResult:
     """One stage on Ray Train; resumes from ``out/ray``'s latest checkpoint when one exists."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     scfg = cfg.stage1 if stage == 1 else cfg.stage2
-    data = stage_groups(groups, stage)
-    if data.empty:
+    n = groups.count(stage)
+    if not n:
         raise ValueError(f"stage {stage}: no usable query groups (stage 1 needs a positive per query, stage 2 "
                          "two grades)")
-    steps = total_steps(len(data), scfg.queries_per_batch, scfg.epochs, cfg.workers, scfg.max_steps)
+    steps = total_steps(n, scfg.queries_per_batch, scfg.epochs, cfg.workers, scfg.max_steps)
     out.mkdir(parents=True, exist_ok=True)
     storage = (out / "ray").resolve()
     resume, resume_step = latest_checkpoint(storage)
@@ -108,8 +107,7 @@ def train_stage(engines: Any, groups: pd.DataFrame, cfg: TrainConfig, stage: int
         "resume_checkpoint": str(resume) if resume else None,
         "crash_at_step": int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
     }
-    ray = engines.ray()
-    ds = ray.data.from_pandas(data)
+    ds = ray_dataset(engines.ray(), groups, stage)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_cfg,
@@ -137,7 +135,7 @@ def train_stage(engines: Any, groups: pd.DataFrame, cfg: TrainConfig, stage: int
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
     m = result.metrics or {}
-    return StageResult(stage, str(model_dir), int(m.get("step", steps)), len(data), round(secs, 1),
+    return StageResult(stage, str(model_dir), int(m.get("step", steps)), n, round(secs, 1),
                        round(float(m.get("examples_per_s", 0.0)), 2), resume_step if resume else None,
                        m.get("loss"), {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool))})
 
@@ -149,10 +147,10 @@ def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str 
     out.mkdir(parents=True, exist_ok=True)
     if stages not in ("1", "2", "both"):
         raise ValueError(f"stage must be 1, 2 or both (got {stages!r})")
-    groups, products = load_groups(lakehouse, cfg.catalogs or None)
-    groups, aug = augment_groups(groups, products, AugmentConfig(cfg.spelling_rate, cfg.synthetic_queries,
-                                                                 cfg.synthetic_generator, cfg.seed))
-    log.info("train: %d query groups (%s)", len(groups), aug)
+    groups = build_groups(engines.spark, lakehouse, out / "groups", cfg.catalogs or None,
+                          AugmentConfig(cfg.spelling_rate, cfg.synthetic_queries, cfg.synthetic_generator, cfg.seed))
+    aug = groups.augmentation()
+    log.info("train: %d query groups (%s)", groups.groups, aug)
     model = init_model or _resolve_base(cfg.base_model)
     results = []
     for stage in ((1, 2) if stages == "both" else (int(stages),)):
@@ -166,7 +164,8 @@ def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str 
     shutil.rmtree(final, ignore_errors=True)
     shutil.copytree(results[-1].model_dir, final)
     summary = {"model": str(final), "stages": [asdict(r) for r in results], "augmentation": aug,
-               "groups": int(len(groups)), "synthetic_groups": int(groups["synthetic"].sum()),
+               "groups": groups.groups, "synthetic_groups": groups.misspelled_copies + groups.synthetic_queries,
+               "groups_path": groups.path,
                "config": cfg.model_dump()}
     (out / "train.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

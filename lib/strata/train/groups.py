@@ -1,0 +1,221 @@
+"""Training groups built by Spark: ``training_examples`` x ``products`` -> one row per query (its products'
+texts, ids and grades), with the spelling copies and synthetic queries added, written as parquet for Ray Data.
+
+Why Spark and not pandas: at catalog scale ``training_examples`` holds ~100M rows; the join, the per-query
+grouping and the augmentation run on the cluster and the driver only ever sees counts (and the few hundred or
+thousand products picked for synthetic queries). Ray Train reads the parquet files straight into its workers.
+
+Everything is keyed by hashes, so the same inputs give the same files (a resumed run trains on the same data):
+- ``pid`` = ``xxhash64(catalog, product_id)``: one id per product across the whole table, so copies of a
+  product under different queries are recognised in the loss;
+- a query gets a misspelled copy when ``xxhash64(seed, catalog, query_norm)`` falls under ``spelling_rate``
+  (the typo itself is drawn by an RNG seeded with the query);
+- synthetic queries come from the ``synthetic_queries`` used products with the smallest
+  ``xxhash64(seed, catalog, product_id)``;
+- ``order`` = ``xxhash64(seed, catalog, query_norm, kind)``: readers sort each block by it (``ray_dataset``,
+  ``read_groups``), so a batch mixes unrelated queries instead of alphabetical neighbours, which share words
+  and so make false in-batch negatives. (Sorting before the write is not enough: Sail drops a sort that feeds
+  a file sink, and a group-by leaves groups in key order.)
+
+Columns: ``GROUP_COLUMNS`` + ``kind`` (real | misspelled | synthetic_query), ``best`` (top grade),
+``n_grades`` (distinct grades) and ``order``: Stage 1 keeps ``best >= 1``, Stage 2 ``n_grades >= 2``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from strata.embed.stage import product_text
+from strata.tables import Lakehouse
+from strata.train.augment import misspell, write_synthetic_queries
+
+GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "synthetic")
+COLUMNS = (*GROUP_COLUMNS, "kind", "best", "n_grades", "order")
+STAGE_FILTER = {1: "best >= 1", 2: "n_grades >= 2"}
+MANIFEST = "_strata_groups.json"
+_BUCKETS = 1_000_000  # resolution of the hash-based spelling-copy draw
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    spelling_rate: float = 0.0  # share of real queries that get one misspelled copy
+    synthetic_queries: int = 0  # used products that get a synthetic query (grade-2 positive)
+    generator: str = "template"  # template | smollm2
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Where the groups are and how many each stage gets (read from the written files, not estimated)."""
+
+    path: str
+    groups: int
+    real: int
+    misspelled_copies: int
+    synthetic_queries: int
+    stage1: int
+    stage2: int
+    source_version: int | None
+
+    def files(self) -> list[str]:
+        return sorted(str(p) for p in Path(self.path).glob("*.parquet"))
+
+    def count(self, stage: int) -> int:
+        return self.stage1 if stage == 1 else self.stage2
+
+    def augmentation(self) -> dict[str, int]:
+        return {"misspelled_copies": self.misspelled_copies, "synthetic_queries": self.synthetic_queries}
+
+
+def _misspelled(seed: int):
+    """A Spark UDF: the query's misspelled copy (None when the typo left it unchanged)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    def typo(query, catalog, query_norm):  # no hints: pyspark reads hints as a pandas-UDF signature
+        q = misspell(query, random.Random(f"{seed}\x00{catalog}\x00{query_norm}"))
+        return q if q != query else None
+
+    return F.udf(typo, T.StringType())
+
+
+def _text_udf():
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    return F.udf(lambda t, d: product_text(t, d), T.StringType())  # the embed stage's text, exactly
+
+
+def _group(rows: Any) -> Any:
+    """Per (catalog, query_norm): arrays ordered by product_id; the query string of the first product's row."""
+    from pyspark.sql import functions as F
+
+    g = rows.groupBy("catalog", "query_norm").agg(
+        F.array_sort(F.collect_list(F.struct("product_id", "query", "text", "pid", "grade"))).alias("r"),
+        F.coalesce(F.bool_or("synthetic"), F.lit(False)).alias("synthetic"))
+    return g.select(
+        "catalog", F.col("r")[0]["query"].alias("query"), "query_norm",
+        F.transform("r", lambda x: x["text"]).alias("texts"), F.transform("r", lambda x: x["pid"]).alias("pids"),
+        F.transform("r", lambda x: x["grade"]).alias("grades"), "synthetic")
+
+
+def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
+    """Synthetic-query groups for ``cfg.synthetic_queries`` used products (bounded: collected to the driver to
+    run the generator)."""
+    from pyspark.sql import functions as F
+
+    if not cfg.synthetic_queries:
+        return None
+    picked = (used.withColumn("h", F.xxhash64(F.lit(cfg.seed), "catalog", "product_id")).orderBy("h", "catalog",
+              "product_id").limit(cfg.synthetic_queries).select("catalog", "title", "brand", "text", "pid").collect())
+    rng = random.Random(cfg.seed)
+    queries = write_synthetic_queries([r["title"] or "" for r in picked], [r["brand"] for r in picked], rng,
+                                      cfg.generator)
+    rows = [(r["catalog"], q, q, [r["text"]], [int(r["pid"])], [2], True)
+            for r, q in zip(picked, queries) if q]
+    schema = ("catalog string, query string, query_norm string, texts array<string>, pids array<bigint>, "
+              "grades array<int>, synthetic boolean")
+    return spark.createDataFrame(rows, schema) if rows else None
+
+
+def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: list[str] | None = None,
+                 cfg: AugmentConfig = AugmentConfig()) -> Groups:
+    """Write the training groups of ``catalogs`` (all when empty) under ``out`` and return their counts.
+
+    Reuses ``out`` when its manifest says it was built from the same ``training_examples`` version with the
+    same config (a resumed run must see the same data)."""
+    from pyspark.sql import functions as F
+
+    out = Path(out).expanduser().resolve()
+    version = lakehouse.version("training_examples")
+    key = {"source": str(lakehouse.path("training_examples")), "version": version,
+           "catalogs": sorted(catalogs or []), "augment": asdict(cfg)}
+    manifest = out / MANIFEST
+    if version is not None and manifest.is_file():
+        saved = json.loads(manifest.read_text())
+        if saved.get("key") == key:
+            return Groups(**saved["groups"])
+
+    ex = lakehouse.read(spark, "training_examples").select("catalog", "query", "query_norm", "product_id",
+                                                           F.col("grade").cast("int").alias("grade"), "synthetic")
+    if catalogs:
+        ex = ex.where(F.col("catalog").isin(list(catalogs)))
+    prods = (lakehouse.read(spark, "products").select(F.col("source").alias("catalog"), "product_id", "title",
+                                                      "description", "brand"))
+    # Only products some query uses: the text UDF never runs over the rest of the catalogue.
+    used = (prods.join(ex.select("catalog", "product_id").distinct(), ["catalog", "product_id"], "left_semi")
+            .withColumn("text", _text_udf()("title", "description"))
+            .withColumn("pid", F.xxhash64("catalog", "product_id")))
+    rows = ex.join(used.select("catalog", "product_id", "text", "pid"), ["catalog", "product_id"], "inner")
+    real = _group(rows).withColumn("kind", F.lit("real"))
+
+    parts = [real]
+    if cfg.spelling_rate > 0:
+        draw = F.pmod(F.xxhash64(F.lit(cfg.seed), "catalog", "query_norm"), F.lit(_BUCKETS))
+        typo = _misspelled(cfg.seed)("query", "catalog", "query_norm")
+        copies = (real.where(~F.col("synthetic") & (draw < int(round(cfg.spelling_rate * _BUCKETS))))
+                  .withColumn("query", typo).where(F.col("query").isNotNull())
+                  .withColumn("query_norm", F.lower("query")).withColumn("synthetic", F.lit(True))
+                  .withColumn("kind", F.lit("misspelled")))
+        parts.append(copies.select(*GROUP_COLUMNS, "kind"))
+    syn = _synthetic(spark, used, cfg)
+    if syn is not None:
+        parts.append(syn.withColumn("kind", F.lit("synthetic_query")))
+    allg = parts[0]
+    for p in parts[1:]:
+        allg = allg.unionByName(p)
+    allg = (allg.withColumn("best", F.array_max("grades"))
+            .withColumn("n_grades", F.size(F.array_distinct("grades")))
+            .withColumn("order", F.xxhash64(F.lit(cfg.seed), "catalog", "query_norm", "kind")).select(*COLUMNS))
+    allg.write.mode("overwrite").parquet(str(out))
+    empty = ValueError(f"{lakehouse.root}: training_examples has no rows for {catalogs or 'any catalog'} "
+                       "joined to a product (run strata mine run)")
+    if not any(out.glob("*.parquet")):  # Sail writes no file at all for an empty result
+        raise empty
+
+    c = (spark.read.parquet(str(out)).agg(
+        F.count(F.lit(1)).alias("groups"),
+        F.sum((F.col("kind") == "real").cast("long")).alias("real"),
+        F.sum((F.col("kind") == "misspelled").cast("long")).alias("misspelled"),
+        F.sum((F.col("kind") == "synthetic_query").cast("long")).alias("synthetic"),
+        F.sum((F.col("best") >= 1).cast("long")).alias("stage1"),
+        F.sum((F.col("n_grades") >= 2).cast("long")).alias("stage2")).collect()[0])
+    if not c["groups"]:
+        raise empty
+    groups = Groups(str(out), int(c["groups"]), int(c["real"] or 0), int(c["misspelled"] or 0),
+                    int(c["synthetic"] or 0), int(c["stage1"] or 0), int(c["stage2"] or 0), version)
+    manifest.write_text(json.dumps({"key": key, "groups": asdict(groups)}, indent=2))
+    return groups
+
+
+def read_groups(groups: Groups | str | Path, stage: int | None = None, columns: list[str] | None = None):
+    """The groups as pandas in ``order`` (small runs, benchmarks, notebooks): ``stage`` keeps that stage's
+    groups."""
+    import pyarrow.dataset as ds
+
+    path = groups.path if isinstance(groups, Groups) else str(groups)
+    d = ds.dataset(path, format="parquet")
+    flt = None
+    if stage is not None:
+        flt = (ds.field("best") >= 1) if stage == 1 else (ds.field("n_grades") >= 2)
+    cols = None if columns is None else sorted(set(columns) | {"order"})
+    return d.to_table(columns=cols, filter=flt).sort_by("order").to_pandas()
+
+
+def _sort_block(block: Any) -> Any:
+    return block.sort_by("order")
+
+
+def ray_dataset(ray: Any, groups: Groups, stage: int, columns: tuple[str, ...] = ("query", "texts", "pids",
+                                                                                      "grades"),
+                seed: int = 13) -> Any:
+    """The stage's groups as a Ray Dataset read from the parquet files (streamed to the train workers), blocks
+    in a seeded random order and each block's rows in ``order``: shuffled without a global shuffle."""
+    cols = sorted(set(columns) | {"best", "n_grades", "order"})
+    return (ray.data.read_parquet(groups.files()).select_columns(cols).filter(expr=STAGE_FILTER[stage])
+            .randomize_block_order(seed=seed)
+            .map_batches(_sort_block, batch_format="pyarrow", batch_size=None, num_cpus=0.5))
