@@ -107,7 +107,14 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
         "resume_checkpoint": str(resume) if resume else None,
         "crash_at_step": int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
     }
-    ds = ray_dataset(engines.ray(), groups, stage)
+    ray = engines.ray()
+    ds = ray_dataset(ray, groups, stage)
+    free = float(ray.cluster_resources().get("CPU", 0)) - cfg.workers * (0 if cfg.use_gpu else cfg.cpus_per_worker)
+    if not cfg.use_gpu and free < 1:
+        # Workers that take every CPU leave none for Ray Data's read tasks, which would then wait forever:
+        # read the groups into the object store first (spilled to disk if large), then train.
+        log.info("stage %d: train workers take all but %.1f CPUs; reading the groups before training", stage, free)
+        ds = ds.materialize()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_cfg,
