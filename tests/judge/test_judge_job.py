@@ -223,3 +223,66 @@ def test_missing_pairs_reads_only_this_judges_rows_for_these_candidates(tmp_path
     assert missing_pairs(lh, cands, "j@2").empty and want["j@2"].empty
     pd.testing.assert_frame_equal(missing_pairs(lh, cands, "j@3"), want["j@3"])
     assert missing_pairs(lh, cands.iloc[:0], "j@1").empty
+
+
+# -- catalog-scale path (issue 10): a candidates table goes from Spark to the actors, never to the driver ------
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.parametrize("with_text", [False, True])
+def test_staged_candidates_equal_the_frame_path(spark, tmp_path, fmt, with_text):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from strata.judge.job import stage_candidates
+    from strata.tables import spec
+
+    frame = _candidates(2)
+    frame["description"] = [None if i % 3 else "a description" for i in range(len(frame))]
+    if with_text:
+        frame["product_text"] = frame["title"] + " (text)"
+    frame = pd.concat([frame, frame.iloc[:5]], ignore_index=True)  # repeated pairs
+    path = tmp_path / "cands"
+    _write_table(path, frame, fmt)
+    lh = Lakehouse(tmp_path / "lh")
+    cands = read_candidates(path)
+    judged = pa.Table.from_pandas(_judgments(cands), schema=spec("judgments").schema, preserve_index=False)
+    write_deltalake(str(lh.path("judgments")), judged)
+    for judge_id, n in (("j@1", 9), ("j@2", 0), ("j@3", 21)):
+        todo = stage_candidates(spark, lh, path, judge_id, tmp_path / f"staging-{judge_id}")
+        want = missing_pairs(lh, cands, judge_id)
+        assert (todo.total, todo.n) == (len(cands), len(want)) == (21, n)
+        got = (pd.concat(list(todo.frames(4)), ignore_index=True) if n else
+               pd.DataFrame(columns=list(want.columns)))
+        key = ["query_norm", "product_id"]
+        pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True)[list(want.columns)],
+                                      want.sort_values(key).reset_index(drop=True), check_dtype=False)
+
+
+def test_path_run_never_reads_the_candidates_into_the_driver(engines, tiny_judge_dir, tmp_path, monkeypatch):
+    import strata.judge.job as job
+
+    path = tmp_path / "cands"
+    _write_delta(engines.spark, path, _candidates(3))
+    cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=8, chunk_rows=16)
+    want_lh = Lakehouse(tmp_path / "frame")
+    want = run_judging(engines, want_lh, read_candidates(path), cfg, "frame", use_ray=False)
+
+    def whole(*a, **kw):
+        raise AssertionError("candidates read into the driver")
+
+    monkeypatch.setattr(job, "read_candidates", whole)
+    monkeypatch.setattr(job, "_read_candidate_columns", whole)
+    monkeypatch.setattr(job, "missing_pairs", whole)
+    lh = Lakehouse(tmp_path / "lh")
+    first = run_judging(engines, lh, path, cfg, "part", use_ray=False, limit=12)
+    assert (first["candidates"], first["judged"]) == (12, 12)
+    rest = run_judging(engines, lh, path, cfg, "rest")  # through Ray Data, resuming after the first 12
+    assert (rest["candidates"], rest["already_judged"], rest["judged"]) == (31, 12, 19)
+    assert not (lh.root / "_staging").exists() or not any((lh.root / "_staging").iterdir())
+    key = ["query_norm", "product_id"]
+    got = lh.read_arrow("judgments").to_pandas().sort_values(key).reset_index(drop=True)
+    exp = want_lh.read_arrow("judgments").to_pandas().sort_values(key).reset_index(drop=True)
+    assert want["judged"] == 31 and len(got) == 31
+    pd.testing.assert_frame_equal(got[key + ["grade", "status"]], exp[key + ["grade", "status"]])
+    assert (got[["p0", "p1", "p2"]] - exp[["p0", "p1", "p2"]]).abs().max().max() < 1e-5

@@ -190,7 +190,8 @@ def score(
     chunk_rows: int = typer.Option(2048, "--chunk-rows", help="rows between MERGEs into judgments"),
     actors: int = typer.Option(1, "--actors"),
     actor_cpus: float = typer.Option(0.5, "--actor-cpus"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="judge only the first N candidates"),
+    limit: Optional[int] = typer.Option(None, "--limit",
+                                        help="judge only the first N candidates (by query_norm, product_id)"),
     no_ray: bool = typer.Option(False, "--no-ray", help="score in this process (no Ray Data)"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: endpoint base URL"),
     run_id: Optional[str] = typer.Option(None, "--run-id"),
@@ -205,20 +206,19 @@ def score(
     cfg = _judge_config(judge, backend, model, batch_size=batch_size, chunk_rows=chunk_rows, actors=actors,
                         actor_cpus=actor_cpus, base_url=base_url)
     lh = Lakehouse(lakehouse)
-    cand_src: object = candidates
+    # A table or folder goes to the job as a path (Spark stages it; nothing comes through this process);
+    # the human-labelled pairs are built here, as a frame.
+    cands: object = candidates
     if candidates in TABLES:
-        cand_src = lh.path(candidates)
-        if candidates == "labels":
-            cand_src = _labels_candidates(lh)
+        cands = read_candidates(_labels_candidates(lh)) if candidates == "labels" else lh.path(candidates)
     elif not Path(candidates).exists():
         console.print(f"[red]error:[/red] --candidates {escape(str(candidates))}: no such folder or table")
         raise typer.Exit(2)
-    cands = read_candidates(cand_src)
-    if limit:
-        cands = cands.iloc[:limit]
+    else:
+        cands = Path(candidates)
     rid = run_id or f"judge-{time.strftime('%Y%m%d-%H%M%S')}"
     with Engines(EngineConfig(ray_num_cpus=os.cpu_count())) as eng:
-        summary = run_judging(eng, lh, cands, cfg, rid, use_ray=not no_ray)
+        summary = run_judging(eng, lh, cands, cfg, rid, use_ray=not no_ray, limit=limit)
     summary["judgments_version"] = lh.version("judgments")
     print(json.dumps(summary, indent=2))
 

@@ -2,7 +2,12 @@
 
 Candidates already judged by this judge id are anti-joined away first; the rest stream through a Ray Data
 ``map_batches`` actor pool (the judge loads once per actor) and the results are MERGEd into ``judgments``
-(keys query_norm, product_id, judge_id) every ``chunk_rows`` rows. A killed run therefore loses at most the
+(keys query_norm, product_id, judge_id) every ``chunk_rows`` rows.
+
+Two ways in: a frame of candidates (``read_candidates``; what the mining job and small runs pass), or the
+path of a candidates table. A path never comes through the driver: Spark normalises and de-duplicates the
+candidates, anti-joins this judge's judgments and stages what is left as parquet, which Ray Data streams to
+the actors (``stage_candidates``; the catalog-scale path: 100M candidates with text are ~25 GB). A killed run therefore loses at most the
 rows judged since the last MERGE, and a restart judges only what is missing; MERGE on the keys means a pair
 can never be written twice. Throughput is logged per chunk and in the returned summary.
 """
@@ -11,9 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -120,6 +127,104 @@ def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str)
     return candidates[m["_done"].isna().to_numpy()].reset_index(drop=True)
 
 
+@dataclass
+class Todo:
+    """The candidates still to judge: a frame (small runs) or staged parquet files (``stage_candidates``)."""
+
+    total: int  # candidates (one per pair) before the anti-join
+    n: int  # still to judge
+    frame: pd.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
+    staging: Path | None = None
+
+    def ray_dataset(self, ray: Any, block_rows: int) -> Any:
+        """Blocks whose rows are ordered shortest text first, so batches pad little (as in ray_embed)."""
+        if self.frame is not None:
+            todo = self.frame
+            order = np.argsort(todo["product_text"].fillna("").str.len().to_numpy(), kind="stable")
+            todo = todo.iloc[order].reset_index(drop=True)
+            return ray.data.from_arrow([pa.Table.from_pandas(todo.iloc[s : s + block_rows], preserve_index=False)
+                                        for s in range(0, self.n, block_rows)])
+        # Sorted per file-sized block, then cut into blocks of ``block_rows``: the actors' output arrives (and
+        # is MERGEd) a few batches at a time, as with the frame input, not one file at a time.
+        return (ray.data.read_parquet(self.files).select_columns([*CANDIDATE_COLUMNS, "text_len"])
+                .map_batches(_shortest_first, batch_format="pyarrow", batch_size=None, num_cpus=0.25)
+                .repartition(target_num_rows_per_block=block_rows))
+
+    def frames(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The candidates ``rows`` at a time (the in-process path)."""
+        if self.frame is not None:
+            for s in range(0, self.n, rows):
+                yield self.frame.iloc[s : s + rows]
+            return
+        import pyarrow.dataset as pads
+
+        for b in pads.dataset(self.files, format="parquet").to_batches(columns=list(CANDIDATE_COLUMNS),
+                                                                     batch_size=rows):
+            if b.num_rows:
+                yield b.to_pandas()
+
+
+def _shortest_first(block: pa.Table) -> pa.Table:
+    return block.sort_by("text_len").drop_columns(["text_len"])
+
+
+def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_id: str, staging: str | Path,
+                     limit: int | None = None) -> Todo:
+    """Spark: the candidates table at ``path`` (Delta or parquet) -> the pairs ``judge_id`` has not judged,
+    as parquet under ``staging``. Same rules as ``read_candidates`` + ``missing_pairs``: product_text from
+    title + description when absent, query_norm from query when absent, one row per (query_norm, product_id)
+    (the smallest row, so reruns pick the same one), then this judge's judged pairs removed."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from strata.embed.stage import product_text
+
+    p = Path(path)
+    fmt = "delta" if (p / "_delta_log").is_dir() else "parquet"
+    df = spark.read.format(fmt).load(str(p))
+    names = set(df.columns)
+    if not {"query", "product_id"} <= names:
+        missing = sorted({"query", "product_id"} - names)
+        raise ValueError(f"candidates need a {missing[0]!r} column (have {sorted(names)})")
+    if "product_text" not in names:
+        if "title" not in names:
+            raise ValueError("candidates need a product_text or title column")
+        desc = F.col("description") if "description" in names else F.lit(None).cast("string")
+        df = df.withColumn("product_text", F.udf(lambda t, d: product_text(t, d), T.StringType())("title", desc))
+    if "query_norm" not in names:
+        df = df.withColumn("query_norm", F.udf(lambda q: normalize_query(q), T.StringType())("query"))
+    for col in ("source", "category"):
+        if col not in names:
+            df = df.withColumn(col, F.lit(None).cast("string"))
+    df = df.select(F.col("source").cast("string"), F.col("query").cast("string"),
+                   F.coalesce(F.col("query_norm").cast("string"), F.lit("")).alias("query_norm"),
+                   F.col("product_id").cast("string"), F.col("product_text").cast("string"),
+                   F.col("category").cast("string"))
+    rest = [c for c in CANDIDATE_COLUMNS if c not in ("query_norm", "product_id")]
+    df = (df.groupBy("query_norm", "product_id").agg(F.min(F.struct(*rest)).alias("r"))
+          .select("query_norm", "product_id", *[F.col("r")[c].alias(c) for c in rest]))
+    if limit:
+        df = df.orderBy("query_norm", "product_id").limit(limit)
+    staging = Path(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    cands_dir = staging / "candidates"
+    df.write.mode("overwrite").parquet(str(cands_dir))
+    cands = spark.read.parquet(str(cands_dir))
+    total = cands.count()
+    todo = cands
+    if lakehouse.exists("judgments"):
+        done = (lakehouse.read(spark, "judgments").where(F.col("judge_id") == judge_id)
+                .select("query_norm", "product_id"))
+        todo = cands.join(done, ["query_norm", "product_id"], "left_anti")
+    todo_dir = staging / "todo"
+    (todo.withColumn("text_len", F.length(F.coalesce("product_text", F.lit(""))))
+     .select(*CANDIDATE_COLUMNS, "text_len").write.mode("overwrite").parquet(str(todo_dir)))
+    files = sorted(str(f) for f in todo_dir.glob("*.parquet"))
+    n = spark.read.parquet(str(todo_dir)).count() if files else 0
+    return Todo(total=int(total), n=int(n), files=files, staging=staging)
+
+
 def _inputs(batch: dict[str, Any]) -> list[JudgeInput]:
     cats = batch.get("category")
     n = len(batch["query"])
@@ -174,20 +279,39 @@ def _to_rows(res: dict[str, Any] | pd.DataFrame, run_id: str) -> pd.DataFrame:
 def run_judging(
     engines: Any,
     lakehouse: Lakehouse,
-    candidates: pd.DataFrame,
+    candidates: pd.DataFrame | str | Path,
     cfg: JudgeConfig,
     run_id: str,
     use_ray: bool = True,
     writer: Callable[[pd.DataFrame], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Judge every candidate not yet judged by this judge; MERGE results into ``judgments`` per chunk."""
+    """Judge every candidate not yet judged by this judge; MERGE results into ``judgments`` per chunk.
+
+    ``candidates``: a frame from ``read_candidates``, or a candidates table's path (staged by Spark under
+    ``<lakehouse>/_staging/judge-<run_id>``, removed when the run ends; ``limit`` keeps the first N pairs)."""
+    judge_id, version = judge_identity(cfg)
+    if isinstance(candidates, pd.DataFrame):
+        frame = candidates.iloc[:limit] if limit else candidates
+        todo_frame = missing_pairs(lakehouse, frame, judge_id)
+        todo = Todo(total=len(frame), n=len(todo_frame), frame=todo_frame)
+    else:
+        todo = stage_candidates(engines.spark, lakehouse, candidates, judge_id,
+                                lakehouse.root / "_staging" / f"judge-{run_id}", limit)
+    try:
+        return _judge_todo(engines, lakehouse, todo, cfg, run_id, judge_id, version, use_ray, writer, progress)
+    finally:
+        if todo.staging is not None:
+            shutil.rmtree(todo.staging, ignore_errors=True)
+
+
+def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig, run_id: str, judge_id: str,
+                version: str, use_ray: bool, writer: Callable[[pd.DataFrame], None] | None,
+                progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     from strata.ingest.upsert import upsert
 
-    judge_id, version = judge_identity(cfg)
-    total = len(candidates)
-    todo = missing_pairs(lakehouse, candidates, judge_id)
-    n = len(todo)
+    total, n = todo.total, todo.n
     log.info("judge %s: %d candidates, %d already judged, %d to judge", judge_id, total, total - n, n)
     summary: dict[str, Any] = {"judge_id": judge_id, "judge_version": version, "candidates": total,
                                "already_judged": total - n, "judged": 0, "errors": 0, "run_id": run_id}
@@ -225,13 +349,8 @@ def run_judging(
         from strata.embed.ray_embed import _node_cpus, torch_threads
 
         ray = engines.ray()
-        # Shortest texts first: batches pad little (as in ray_embed); blocks of a few batches each.
-        order = np.argsort(todo["product_text"].fillna("").str.len().to_numpy(), kind="stable")
-        todo = todo.iloc[order].reset_index(drop=True)
-        block_rows = cfg.batch_size * 4
-        blocks = [pa.Table.from_pandas(todo.iloc[s : s + block_rows], preserve_index=False)
-                  for s in range(0, n, block_rows)]
-        ds = ray.data.from_arrow(blocks).map_batches(
+        # Shortest texts first within each block of a few batches: batches pad little.
+        ds = todo.ray_dataset(ray, cfg.batch_size * 4).map_batches(
             JudgeBatches,
             fn_constructor_kwargs={"cfg": cfg.model_dump(),
                                    "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray))},
@@ -245,8 +364,7 @@ def run_judging(
                 flush()
     else:
         judge = load_judge(cfg)
-        for s in range(0, n, cfg.batch_size):
-            part = todo.iloc[s : s + cfg.batch_size]
+        for part in todo.frames(cfg.batch_size):
             res = judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
             pending.append(pd.DataFrame(res))
             pending_rows += len(part)
