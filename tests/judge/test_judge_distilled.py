@@ -148,3 +148,34 @@ def test_catalog_texts_stream_the_same_texts(tmp_path, monkeypatch, source, forb
     texts = catalog_texts(lh, source)
     assert list(texts) == want and list(texts) == want  # lazy, and re-iterable
     assert TokenStats.from_texts(texts) == TokenStats.from_texts(want)
+
+
+def test_load_pairs_sample_keeps_whole_queries_and_bounds_the_frame(tmp_path, forbid_whole_reads):
+    import pandas as pd
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from strata.judge.distilled import load_pairs, query_draw
+    from strata.tables import spec
+
+    lh = _labels_lakehouse(tmp_path, "delta")
+    # 400 more queries x 3 labels each, on the labelled Home Depot products
+    more = [dict(source="homedepot", query=f"q{i}", query_norm=f"q{i}", product_id=f"h{1 + (i + k) % 4}",
+                 grade=k % 3, raw_label=str(k), split="train" if i % 5 else "dev")
+            for i in range(400) for k in range(3)]
+    write_deltalake(str(lh.path("labels")), pa.Table.from_pylist(more, schema=spec("labels").schema),
+                    mode="append")
+    full = load_pairs(lh)
+    assert len(full) == 7 + 1200
+    seen = forbid_whole_reads("products", "labels")
+    got = load_pairs(lh, sample=300)
+    assert 200 <= len(got) <= 400  # ~300: whole queries, so the count moves in steps of the query's size
+    kept = set(got["query_norm"])
+    want = full[full["query_norm"].isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)  # every label of a kept query, nothing else
+    rate = 300 / 1209
+    assert kept == {q for q in set(full["query_norm"]) if query_draw([q])[0] < rate}
+    # labels were streamed (a count pass over query_norm, then the sampled pass), never read whole
+    assert [c for name, c, _ in seen if name == "labels"][0] == ["query_norm"]
+    pd.testing.assert_frame_equal(load_pairs(lh, sample=300), got)  # same draw every run
+    assert len(load_pairs(lh, sample=10**6)) == len(full)  # a sample larger than the table keeps everything

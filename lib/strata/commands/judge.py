@@ -41,6 +41,9 @@ def train(
     lr: float = typer.Option(6e-5, "--lr"),
     max_length: int = typer.Option(64, "--max-length"),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="train on a random subset of N pairs"),
+    sample_labels: Optional[int] = typer.Option(None, "--sample-labels",
+                                                help="load about N labels (whole queries, stable hash) instead "
+                                                "of all: bounds memory on a large labels table"),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="wall-time cap for training"),
     eval_split: Optional[str] = typer.Option("dev", "--eval-split", help="score this split after training "
                                              "('' to skip)"),
@@ -63,7 +66,7 @@ def train(
     if not lh.exists("labels") or not lh.exists("products"):
         console.print(f"[red]error:[/red] {escape(str(lakehouse))} needs labels and products tables (run strata ingest)")
         raise typer.Exit(2)
-    pairs = load_pairs(lh, source)
+    pairs = load_pairs(lh, source, sample=sample_labels)
     tr = pairs[pairs["split"] == "train"]
     if tr.empty:
         console.print("[red]error:[/red] no train-split labels with product text")
@@ -72,7 +75,8 @@ def train(
         tr, out, catalog_texts(lh), stack_fraction=stack_fraction, name=name, base=base, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         max_seconds=max_seconds, max_pairs=max_pairs, threads=threads, layers=layers,
         data_version={"lakehouse": str(lh.root), "labels": lh.version("labels"),
-                      "products": lh.version("products"), "source": source},
+                      "products": lh.version("products"), "source": source,
+                      "sample_labels": sample_labels},
     )
     summary = {"judge_id": res.judge_id, "out": str(res.folder), "train_pairs_seen": res.seen_pairs,
                "train_seconds": round(res.seconds, 1)}

@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -206,15 +206,17 @@ _LABEL_COLUMNS = ["source", "query", "query_norm", "product_id", "grade", "split
 _PRODUCT_COLUMNS = ["product_id", "source", "title", "description"]
 
 
-def _scan_frame(lakehouse: Any, name: str, columns: list[str], filter: Any = None) -> "Any":
-    """``columns`` of the rows of ``name`` matching ``filter`` as one pandas frame, streamed from the table
-    (only the matching rows are held; an empty frame of the table's schema when none match)."""
+def _scan_frame(lakehouse: Any, name: str, columns: list[str], filter: Any = None,
+                keep: Callable[[Any], Any] | None = None) -> "Any":
+    """``columns`` of the rows of ``name`` matching ``filter`` (and the per-batch mask ``keep``) as one pandas
+    frame, streamed from the table (only the matching rows are held; an empty frame of the table's schema when
+    none match)."""
     import pyarrow as pa
 
     from strata.embed.scan import scan_batches
     from strata.tables import spec
 
-    batches = list(scan_batches(lakehouse, name, columns, filter=filter))
+    batches = [b.filter(keep(b)) if keep else b for b in scan_batches(lakehouse, name, columns, filter=filter)]
     table = pa.Table.from_batches(batches) if batches else spec(name).schema.empty_table().select(columns)
     return table.to_pandas()
 
@@ -246,11 +248,23 @@ def _key_filter(keys: Any) -> Any:
     return pushdown, mask
 
 
-def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
+def query_draw(query_norm: Any) -> "Any":
+    """A stable draw in [0, 1) per query (pandas' fixed-key hash): the same query gets the same draw in every
+    run, so a sample keeps or drops a query with all its labels."""
+    import numpy as np
+    import pandas as pd
+
+    values = np.asarray(pd.Series(query_norm, dtype=object).fillna(""), dtype=object)
+    return pd.util.hash_array(values).astype(np.float64) / 2.0**64
+
+
+def load_pairs(lakehouse: Any, source: str | None = None, sample: int | None = None) -> "Any":
     """labels joined with products (title + description) as a pandas frame: query, product_text, grade, split.
 
     Streams both tables: labels with only the columns kept (and ``source`` pushed down), then products
     with only the rows whose (source, product_id) a label references; the catalog is never held whole.
+    ``sample``: keep about that many labels, whole queries drawn by a stable hash (``query_draw``), so the
+    frame stays bounded however many labels the table holds (100M labels with text would be tens of GB).
     """
     import pandas as pd
     import pyarrow as pa
@@ -259,8 +273,17 @@ def load_pairs(lakehouse: Any, source: str | None = None) -> "Any":
     from strata.embed.scan import scan_batches
     from strata.tables import spec
 
-    labels = _scan_frame(lakehouse, "labels", _LABEL_COLUMNS,
-                         filter=(pc.field("source") == source) if source else None)
+    flt = (pc.field("source") == source) if source else None
+    keep = None
+    if sample is not None:
+        if sample < 1:
+            raise ValueError(f"sample must be >= 1 labels (got {sample})")
+        total = sum(b.num_rows for b in scan_batches(lakehouse, "labels", ["query_norm"], filter=flt))
+        rate = sample / max(total, 1)
+        if rate < 1:
+            keep = lambda b: pa.array(query_draw(b.column("query_norm").to_pylist()) < rate)  # noqa: E731
+        log.info("load_pairs: sampling %.4f of %d labels (about %d) by query", min(rate, 1.0), total, sample)
+    labels = _scan_frame(lakehouse, "labels", _LABEL_COLUMNS, filter=flt, keep=keep)
     labels = labels.assign(catalog=labels["source"].map(lambda s: _CATALOG.get(s, s)))
     kept: list[pa.RecordBatch] = []
     if len(labels):
