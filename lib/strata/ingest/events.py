@@ -300,10 +300,9 @@ def ingest_search_log(
 ) -> dict:
     """Process the new days (or the backfill range) of a search-log folder; returns the run's counts."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
     from strata.ingest.runlog import append_quarantine, log_counts
-    from strata.text import normalize_query
+    from strata.sparkfn import normalize_query_udf
 
     t0 = time.perf_counter()
     files = find_log_files(Path(path))
@@ -314,7 +313,7 @@ def ingest_search_log(
             # plain CSV answers first, so re-running a limited ingest would read other records
             df = df.withColumn("_row", F.monotonically_increasing_id()).orderBy("_row").limit(limit).drop("_row")
         raw = df if raw is None else raw.unionByName(df)
-    normalize = F.udf(lambda s: normalize_query(s), T.StringType())  # noqa: PLW0108 (no type hints: plain UDF)
+    normalize = normalize_query_udf()
     checked = _validated(spark, raw, normalize)
 
     watermark = read_watermark(spark, lakehouse)

@@ -176,9 +176,8 @@ def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_i
     title + description when absent, query_norm from query when absent, one row per (query_norm, product_id)
     (the smallest row, so reruns pick the same one), then this judge's judged pairs removed."""
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
-    from strata.embed.stage import product_text
+    from strata.sparkfn import normalize_query_udf, product_text_udf
 
     p = Path(path)
     fmt = "delta" if (p / "_delta_log").is_dir() else "parquet"
@@ -191,9 +190,9 @@ def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_i
         if "title" not in names:
             raise ValueError("candidates need a product_text or title column")
         desc = F.col("description") if "description" in names else F.lit(None).cast("string")
-        df = df.withColumn("product_text", F.udf(lambda t, d: product_text(t, d), T.StringType())("title", desc))
+        df = df.withColumn("product_text", product_text_udf()("title", desc))
     if "query_norm" not in names:
-        df = df.withColumn("query_norm", F.udf(lambda q: normalize_query(q), T.StringType())("query"))
+        df = df.withColumn("query_norm", normalize_query_udf()("query"))
     for col in ("source", "category"):
         if col not in names:
             df = df.withColumn(col, F.lit(None).cast("string"))

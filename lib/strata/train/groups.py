@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.embed.stage import product_text
+from strata.sparkfn import product_text_udf
 from strata.tables import Lakehouse
 from strata.train.augment import misspell, write_synthetic_queries
 
@@ -81,13 +81,6 @@ def _misspelled(seed: int):
         return q if q != query else None
 
     return F.udf(typo, T.StringType())
-
-
-def _text_udf():
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    return F.udf(lambda t, d: product_text(t, d), T.StringType())  # the embed stage's text, exactly
 
 
 def _group(rows: Any) -> Any:
@@ -148,7 +141,7 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
                                                       "description", "brand"))
     # Only products some query uses: the text UDF never runs over the rest of the catalogue.
     used = (prods.join(ex.select("catalog", "product_id").distinct(), ["catalog", "product_id"], "left_semi")
-            .withColumn("text", _text_udf()("title", "description"))
+            .withColumn("text", product_text_udf()("title", "description"))
             .withColumn("pid", F.xxhash64("catalog", "product_id")))
     rows = ex.join(used.select("catalog", "product_id", "text", "pid"), ["catalog", "product_id"], "inner")
     real = _group(rows).withColumn("kind", F.lit("real"))
