@@ -50,7 +50,8 @@ def test_killed_worker_resumes_from_checkpoint(engines, train_lakehouse, tiny_st
     assert summary["stages"][0]["steps"] == 6
 
 
-def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny_st_model, tmp_path, monkeypatch):
+def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny_st_model, tmp_path, monkeypatch,
+                                                  caplog):
     out = tmp_path / "run"
     lh = Lakehouse(train_lakehouse)
     monkeypatch.setenv("STRATA_TRAIN_CRASH_AT", "3")
@@ -59,6 +60,11 @@ def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny
     ckpt, step = latest_checkpoint(out / "stage1" / "ray")
     assert ckpt is not None and step == 2
     monkeypatch.delenv("STRATA_TRAIN_CRASH_AT")
-    summary = train(engines, lh, _cfg(tmp_path, max_failures=0), "1", out, init_model=tiny_st_model)
+    # The restart's worker takes 1.5 of the 2 CPUs: too few are left for Ray Data's read tasks, so the runner
+    # reads the groups before training (streaming them would wait forever).
+    with caplog.at_level("INFO", logger="strata.train.runner"):
+        summary = train(engines, lh, _cfg(tmp_path, max_failures=0, cpus_per_worker=1.5), "1", out,
+                        init_model=tiny_st_model)
+    assert "reading the groups before training" in caplog.text
     st = summary["stages"][0]
     assert st["resumed_from_step"] == 2 and st["steps"] == 4
