@@ -35,7 +35,7 @@ from strata.train.augment import misspell, write_synthetic_queries
 
 GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "synthetic")
 COLUMNS = (*GROUP_COLUMNS, "kind", "best", "n_grades", "order")
-STAGE_FILTER = {1: "best >= 1", 2: "n_grades >= 2"}
+STAGE_FILTER = {1: ("best", 1), 2: ("n_grades", 2)}  # stage -> (column, minimum)
 MANIFEST = "_strata_groups.json"
 _BUCKETS = 1_000_000  # resolution of the hash-based spelling-copy draw
 
@@ -194,7 +194,8 @@ def read_groups(groups: Groups | str | Path, stage: int | None = None, columns: 
     d = ds.dataset(path, format="parquet")
     flt = None
     if stage is not None:
-        flt = (ds.field("best") >= 1) if stage == 1 else (ds.field("n_grades") >= 2)
+        column, minimum = STAGE_FILTER[stage]
+        flt = ds.field(column) >= minimum
     cols = None if columns is None else sorted(set(columns) | {"order"})
     return d.to_table(columns=cols, filter=flt).sort_by("order").to_pandas()
 
@@ -208,7 +209,10 @@ def ray_dataset(ray: Any, groups: Groups, stage: int, columns: tuple[str, ...] =
                 seed: int = 13) -> Any:
     """The stage's groups as a Ray Dataset read from the parquet files (streamed to the train workers), blocks
     in a seeded random order and each block's rows in ``order``: shuffled without a global shuffle."""
+    from ray.data.expressions import col
+
     cols = sorted(set(columns) | {"best", "n_grades", "order"})
-    return (ray.data.read_parquet(groups.files()).select_columns(cols).filter(expr=STAGE_FILTER[stage])
+    column, minimum = STAGE_FILTER[stage]
+    return (ray.data.read_parquet(groups.files()).select_columns(cols).filter(expr=col(column) >= minimum)
             .randomize_block_order(seed=seed)
             .map_batches(_sort_block, batch_format="pyarrow", batch_size=None, num_cpus=0.5))
