@@ -279,7 +279,7 @@ def test_path_run_never_reads_the_candidates_into_the_driver(engines, tiny_judge
     assert (first["candidates"], first["judged"]) == (12, 12)
     rest = run_judging(engines, lh, path, cfg, "rest")  # through Ray Data, resuming after the first 12
     assert (rest["candidates"], rest["already_judged"], rest["judged"]) == (31, 12, 19)
-    assert not (lh.root / "_staging").exists() or not any((lh.root / "_staging").iterdir())
+    assert not (lh.root / "_staging").exists()
     key = ["query_norm", "product_id"]
     got = lh.read_arrow("judgments").to_pandas().sort_values(key).reset_index(drop=True)
     exp = want_lh.read_arrow("judgments").to_pandas().sort_values(key).reset_index(drop=True)

@@ -303,6 +303,10 @@ def run_judging(
     finally:
         if todo.staging is not None:
             shutil.rmtree(todo.staging, ignore_errors=True)
+            try:
+                todo.staging.parent.rmdir()  # _staging itself, unless another run is staging there
+            except OSError:
+                pass
 
 
 def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig, run_id: str, judge_id: str,
