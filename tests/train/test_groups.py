@@ -121,6 +121,12 @@ def test_manifest_reuses_unchanged_input_and_rebuilds_a_new_version(spark, tmp_p
                     mode="overwrite")
     b = build_groups(spark, lh, tmp_path / "g")
     assert b.source_version == a.source_version + 1 and b.groups == 2
+    # a new products version (product text may have changed) rebuilds too
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "g").glob("*.parquet")}
+    write_deltalake(str(lh.path("products")), pa.Table.from_pylist(product_rows(), schema=spec("products").schema),
+                    mode="overwrite")
+    assert build_groups(spark, lh, tmp_path / "g") == b
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "g").glob("*.parquet")} != stamp
 
 
 def test_no_rows_is_a_clear_error(spark, tmp_path):

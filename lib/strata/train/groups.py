@@ -119,14 +119,15 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
                  cfg: AugmentConfig = AugmentConfig()) -> Groups:
     """Write the training groups of ``catalogs`` (all when empty) under ``out`` and return their counts.
 
-    Reuses ``out`` when its manifest says it was built from the same ``training_examples`` version with the
-    same config (a resumed run must see the same data)."""
+    Reuses ``out`` when its manifest says it was built from the same ``training_examples`` and ``products``
+    versions with the same config (a resumed run must see the same data)."""
     from pyspark.sql import functions as F
 
     out = Path(out).expanduser().resolve()
     version = lakehouse.version("training_examples")
     key = {"source": str(lakehouse.path("training_examples")), "version": version,
-           "catalogs": sorted(catalogs or []), "augment": asdict(cfg)}
+           "products_version": lakehouse.version("products"), "catalogs": sorted(catalogs or []),
+           "augment": asdict(cfg)}
     manifest = out / MANIFEST
     if version is not None and manifest.is_file():
         saved = json.loads(manifest.read_text())
