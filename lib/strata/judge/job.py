@@ -2,14 +2,14 @@
 
 Candidates already judged by this judge id are anti-joined away first; the rest stream through a Ray Data
 ``map_batches`` actor pool (the judge loads once per actor) and the results are MERGEd into ``judgments``
-(keys query_norm, product_id, judge_id) every ``chunk_rows`` rows.
+(keys query_norm, product_id, judge_id) every ``chunk_rows`` rows. A killed run therefore loses at most the
+rows judged since the last MERGE, and a restart judges only what is missing; MERGE on the keys means a pair
+can never be written twice. Throughput is logged per chunk and in the returned summary.
 
 Two ways in: a frame of candidates (``read_candidates``; what the mining job and small runs pass), or the
 path of a candidates table. A path never comes through the driver: Spark normalises and de-duplicates the
 candidates, anti-joins this judge's judgments and stages what is left as parquet, which Ray Data streams to
-the actors (``stage_candidates``; the catalog-scale path: 100M candidates with text are ~25 GB). A killed run therefore loses at most the
-rows judged since the last MERGE, and a restart judges only what is missing; MERGE on the keys means a pair
-can never be written twice. Throughput is logged per chunk and in the returned summary.
+the actors (``stage_candidates``; the catalog-scale path: 100M candidates with text are ~25 GB).
 """
 
 from __future__ import annotations
