@@ -145,17 +145,20 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
             .withColumn("text", product_text_udf()("title", "description"))
             .withColumn("pid", F.xxhash64("catalog", "product_id")))
     rows = ex.join(used.select("catalog", "product_id", "text", "pid"), ["catalog", "product_id"], "inner")
-    real = _group(rows).withColumn("kind", F.lit("real"))
-
-    parts = [real]
+    real = _group(rows)
+    variants = [F.struct(F.col("query").alias("q"), F.col("query_norm").alias("qn"), F.lit("real").alias("k"))]
     if cfg.spelling_rate > 0:
+        # The misspelled copy is a second variant of the same grouped row (one grouping pass, not two).
         draw = F.pmod(F.xxhash64(F.lit(cfg.seed), "catalog", "query_norm"), F.lit(_BUCKETS))
-        typo = _misspelled(cfg.seed)("query", "catalog", "query_norm")
-        copies = (real.where(~F.col("synthetic") & (draw < int(round(cfg.spelling_rate * _BUCKETS))))
-                  .withColumn("query", typo).where(F.col("query").isNotNull())
-                  .withColumn("query_norm", F.lower("query")).withColumn("synthetic", F.lit(True))
-                  .withColumn("kind", F.lit("misspelled")))
-        parts.append(copies.select(*GROUP_COLUMNS, "kind"))
+        typo = F.when(~F.col("synthetic") & (draw < int(round(cfg.spelling_rate * _BUCKETS))),
+                      _misspelled(cfg.seed)("query", "catalog", "query_norm"))
+        variants.append(F.struct(typo.alias("q"), F.lower(typo).alias("qn"), F.lit("misspelled").alias("k")))
+    v = F.explode(F.filter(F.array(*variants), lambda x: x["q"].isNotNull())).alias("v")
+    kind = F.col("v")["k"]
+    parts = [real.select("catalog", "texts", "pids", "grades", "synthetic", v)
+             .select("catalog", F.col("v")["q"].alias("query"), F.col("v")["qn"].alias("query_norm"), "texts",
+                     "pids", "grades", F.when(kind == "real", F.col("synthetic")).otherwise(True).alias("synthetic"),
+                     kind.alias("kind"))]
     syn = _synthetic(spark, used, cfg)
     if syn is not None:
         parts.append(syn.withColumn("kind", F.lit("synthetic_query")))
