@@ -286,3 +286,15 @@ def test_path_run_never_reads_the_candidates_into_the_driver(engines, tiny_judge
     assert want["judged"] == 31 and len(got) == 31
     pd.testing.assert_frame_equal(got[key + ["grade", "status"]], exp[key + ["grade", "status"]])
     assert (got[["p0", "p1", "p2"]] - exp[["p0", "p1", "p2"]]).abs().max().max() < 1e-5
+
+
+def test_staged_candidates_errors_name_the_missing_column(spark, tmp_path):
+    from strata.judge.job import stage_candidates
+
+    lh = Lakehouse(tmp_path / "lh")
+    _write_table(tmp_path / "c", pd.DataFrame({"query": ["a"] * 25, "name": ["x"] * 25}), "delta")
+    with pytest.raises(ValueError, match="need a product_text or title"):
+        stage_candidates(spark, lh, tmp_path / "c", "j@1", tmp_path / "s1")
+    _write_table(tmp_path / "d", pd.DataFrame({"query": ["a"] * 25, "title": ["x"] * 25, "other": 1}), "parquet")
+    with pytest.raises(ValueError, match=r"need a 'product_id' column \(have \['other', 'query', 'title'\]\)"):
+        stage_candidates(spark, lh, tmp_path / "d", "j@1", tmp_path / "s2")

@@ -183,12 +183,13 @@ def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_i
     fmt = "delta" if (p / "_delta_log").is_dir() else "parquet"
     df = spark.read.format(fmt).load(str(p))
     names = set(df.columns)
-    if not {"query", "product_id"} <= names:
-        missing = sorted({"query", "product_id"} - names)
-        raise ValueError(f"candidates need a {missing[0]!r} column (have {sorted(names)})")
+    # The same checks, in the same order, as read_candidates.
+    if not {"product_text", "title"} & names:
+        raise ValueError("candidates need a product_text or title column")
+    for col in ("query", "product_id"):
+        if col not in names:
+            raise ValueError(f"candidates need a {col!r} column (have {sorted(names)})")
     if "product_text" not in names:
-        if "title" not in names:
-            raise ValueError("candidates need a product_text or title column")
         desc = F.col("description") if "description" in names else F.lit(None).cast("string")
         df = df.withColumn("product_text", product_text_udf()("title", desc))
     if "query_norm" not in names:
