@@ -103,3 +103,42 @@ def test_mining_report_streams_and_equals_summarize(tmp_path, monkeypatch):
     want = {"overall": summarize(df), "catalogs": {c: summarize(g) for c, g in df.groupby("catalog", sort=True)}}
     assert rep == want
     assert (tmp_path / "rep.json").is_file()
+
+
+def test_judged_mining_stages_candidate_text_in_spark(engines, mine_lakehouse, tmp_path, monkeypatch):
+    """With a judge, the candidates reach the judging job as a Spark-staged parquet path (title/description
+    joined there): the frame path (``read_candidates`` / ``missing_pairs``) is never used, every candidate is
+    judged on its product's text, the verdicts land in ``training_examples`` and the staging folder is gone."""
+    from strata.judge import job as judge_job
+    from strata.judge.backends import JudgeConfig, load_judge
+    from strata.judge.distilled import train_distilled
+    lh = Lakehouse(mine_lakehouse)
+    titles = dict(lh.read_arrow("products").to_pandas()[["product_id", "title"]].itertuples(index=False))
+    q = "stainless steel microwave"
+    pairs = pd.DataFrame([dict(source="shop", query=q, query_norm=q, product_id=p, product_text=t,
+                               grade=2 if "Microwave" in t else 0, split="train") for p, t in titles.items()] * 4)
+    train_distilled(pairs, tmp_path / "judge", name="mine-judge", layers=1, batch_size=8, max_pairs=32, lr=3e-4,
+                    max_length=32, threads=1)
+    cfg = JudgeConfig(backend="distilled", model=str(tmp_path / "judge"), batch_size=4, chunk_rows=4)
+
+    def driver_path(*a, **k):
+        raise AssertionError("mining candidates went through the judge's frame path")
+
+    monkeypatch.setattr(judge_job, "read_candidates", driver_path)
+    monkeypatch.setattr(judge_job, "missing_pairs", driver_path)
+    mcfg = MineConfig(absolute_margin=None, n_sibling=2, n_attribute=2, n_cousin=1, n_random=2, n_ann=0)
+    res = run_mining(engines, lh, mcfg, SplitConfig(), EmbedConfig(max_seq_length=32), cfg, "tj", use_ray=False)
+
+    judged = lh.read_arrow("judgments").to_pandas().set_index("product_id")
+    assert sorted(judged.index) == ["p2", "p3", "p4", "p5", "p6", "p7"]  # the structured candidates, once each
+    assert (judged["status"] == "ok").all() and judged["query_norm"].eq("stainless steel microwave").all()
+    # each verdict was made on the product's own text, as the judge gives it directly
+    judge = load_judge(cfg, threads=1)
+    direct = judge.judge([judge_job.JudgeInput(query="Stainless Steel Microwave", product_text=titles[p])
+                          for p in judged.index])
+    assert [o.grade for o in direct] == judged["grade"].tolist()
+    assert judged["p2"].to_numpy() == pytest.approx([o.probs[2] for o in direct], abs=1e-5)
+    ex = lh.read_arrow("training_examples").to_pandas()
+    mined = ex[ex["source"] != "human"]
+    assert mined["judge_grade"].notna().all() and len(mined) + res.removed.get("unjudged", 0) >= 1
+    assert not (lh.root / "_staging").exists()

@@ -1,19 +1,20 @@
 """The mining job: seeds -> structured + ANN candidates -> false-negative guard -> ``training_examples``.
 
-Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates, the judged candidates' texts
-and verdicts); the driver holds one catalog's product ids and vectors at a time for FAISS, its products
-streaming through the embedder ``embed.stream_rows`` at a time (never the catalog's text). What the driver
-collects grows with the seeds, not the catalog: the seed pairs (``max_queries`` applied in Spark first), the
-structured candidates (capped per query) and the ANN hits (searched in blocks of queries). The table is
-rewritten whole (overwrite), rows sorted by key, so
-mining twice with the same inputs and seed gives the same table, and a killed run leaves the previous
-version in place (Delta commits atomically).
+Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates, the judged candidates' verdicts)
+and stages the candidates with their product text as parquet for the judging job, so candidate text never
+passes through the driver. The driver holds one catalog's product ids and vectors at a time for FAISS, its
+products streaming through the embedder ``embed.stream_rows`` at a time (never the catalog's text). What the
+driver collects grows with the seeds, not the catalog: the seed pairs (``max_queries`` applied in Spark first),
+the structured candidates (capped per query) and the ANN hits (searched in blocks of queries), as keys and
+scores. The table is rewritten whole (overwrite), rows sorted by key, so mining twice with the same inputs and
+seed gives the same table, and a killed run leaves the previous version in place (Delta commits atomically).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from strata.config import EmbedConfig, SplitConfig
-from strata.embed.stage import catalog_vectors, product_text
+from strata.embed.stage import catalog_vectors
 from strata.mine.ann import CatalogSpace, ann_candidates
 from strata.mine.config import ROUTES, MineConfig
 from strata.mine.guard import apply_judgments, margin_rule
@@ -80,16 +81,18 @@ def _seed_frame(spark: Any, seeds: Any, cfg: MineConfig) -> pd.DataFrame:
     return seeds.toPandas()
 
 
-def _candidate_texts(spark: Any, cands: pd.DataFrame) -> list[str]:
-    """Product text of each candidate row, joined in Spark (only the candidates' products reach the driver)."""
-    keys = cands[["catalog", "product_id"]].drop_duplicates()
-    spark.createDataFrame(keys, schema="catalog string, product_id string").createOrReplaceTempView("mine_cand_keys")
-    rows = spark.sql("""
-        SELECT k.catalog, k.product_id, p.title, p.description FROM mine_cand_keys k
-        JOIN in_products p ON p.source = k.catalog AND p.product_id = k.product_id""").toPandas()
-    text = {(c, p): product_text(t, d) for c, p, t, d in
-            zip(rows["catalog"], rows["product_id"], rows["title"], rows["description"])}
-    return [text.get((c, p), "") for c, p in zip(cands["catalog"], cands["product_id"])]
+def _stage_for_judge(spark: Any, cands: pd.DataFrame, out: Path) -> Path:
+    """The candidate pairs with their product's title and description, joined and written by Spark as parquet
+    under ``out`` for the judging job (``run_judging`` on a path): the candidates' text never reaches the
+    driver. A candidate whose product is missing keeps its row with an empty text."""
+    cols = [c for c in ("source", "catalog", "query", "query_norm", "product_id") if c in cands.columns]
+    keys = spark.createDataFrame(cands[cols].astype(str), schema=", ".join(f"{c} string" for c in cols))
+    keys.createOrReplaceTempView("mine_judge_keys")
+    spark.sql("""
+        SELECT k.*, p.title, p.description FROM mine_judge_keys k
+        LEFT JOIN in_products p ON p.source = k.catalog AND p.product_id = k.product_id
+    """).write.mode("overwrite").parquet(str(out))
+    return out
 
 
 def _judgments_for(spark: Any, lakehouse: Lakehouse, cands: pd.DataFrame, judge_id: str) -> pd.DataFrame:
@@ -230,8 +233,18 @@ def run_mining(
         from strata.judge.job import run_judging
 
         judge_id, _ = judge_identity(judge_cfg)
-        todo = cands.assign(product_text=_candidate_texts(spark, cands), category=None)
-        judge_summary = run_judging(engines, lakehouse, todo, judge_cfg, run_id, use_ray=use_ray)
+        staging = lakehouse.root / "_staging" / f"mine-{run_id}"
+        try:
+            # An empty frame needs no text (and Spark would write no file to read back).
+            todo = cands.assign(product_text="") if cands.empty else _stage_for_judge(
+                spark, cands, staging / "candidates")
+            judge_summary = run_judging(engines, lakehouse, todo, judge_cfg, run_id, use_ray=use_ray)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                staging.parent.rmdir()  # _staging itself, unless another run is staging there
+            except OSError:
+                pass
         judged = _judgments_for(spark, lakehouse, cands, judge_id)
         mined, jstats = apply_judgments(cands, judged)
         judge_summary.update(jstats)
