@@ -23,3 +23,14 @@ def normalize_query_udf() -> Any:
     from pyspark.sql import types as T
 
     return F.udf(lambda s: normalize_query(s), T.StringType())  # noqa: PLW0108 (no type hints: plain UDF)
+
+
+def split_udf(dev_fraction: float, salt: str) -> Any:
+    """``split_of(query_norm, dev_fraction, salt)``: 'dev' or 'train', the same hash split the source adapters
+    give labels, computed where the rows are instead of collecting the distinct queries to the driver."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from strata.text import split_of
+
+    return F.udf(lambda q: split_of(q, dev_fraction, salt) if q else None, T.StringType())

@@ -59,3 +59,32 @@ def mine_lakehouse(tmp_path) -> Path:
     for name, table in tables().items():
         write_deltalake(str(root / name), table, mode="overwrite")
     return root
+
+
+QUERIES = ["microwave", "stainless microwave", "white microwave", "black microwave", "gas range", "electric range",
+           "range stainless", "dishwasher", "bosch dishwasher", "patio table", "door hinge", "hinge pack",
+           "white range", "kitchen appliance"]
+
+
+@pytest.fixture
+def many_queries_lakehouse(tmp_path) -> Path:
+    """The hand-made catalogue twice (catalogs ``shop`` and ``shop2``) with 14 train queries each, every query
+    labelled on two products: enough queries to split mining into several hash buckets."""
+    from deltalake import write_deltalake
+
+    base = tables()
+    root = tmp_path / "lh_many"
+    labels, products, features = [], [], []
+    for cat in ("shop", "shop2"):
+        products += [dict(r, source=cat) for r in base["products"].to_pylist()]
+        features += [dict(r, source=cat) for r in base["product_features"].to_pylist()]
+        for i, q in enumerate(QUERIES):
+            for j, g in ((i % 8, 2), ((i + 3) % 8, 0 if i % 3 else 1)):
+                labels.append(dict(source=cat, query=q.title(), query_norm=q, product_id=FEATURES[j][0], grade=g,
+                                   raw_label=str(g + 1), split="train"))
+    out = {**base, "products": pa.Table.from_pylist(products, schema=spec("products").schema),
+           "product_features": pa.Table.from_pylist(features, schema=spec("product_features").schema),
+           "labels": pa.Table.from_pylist(labels, schema=spec("labels").schema)}
+    for name, table in out.items():
+        write_deltalake(str(root / name), table, mode="overwrite")
+    return root

@@ -142,3 +142,34 @@ def test_judged_mining_stages_candidate_text_in_spark(engines, mine_lakehouse, t
     mined = ex[ex["source"] != "human"]
     assert mined["judge_grade"].notna().all() and len(mined) + res.removed.get("unjudged", 0) >= 1
     assert not (lh.root / "_staging").exists()
+
+
+def test_query_buckets_give_the_same_table_one_bucket_at_a_time(engines, many_queries_lakehouse, monkeypatch):
+    """``bucket_queries`` bounds what the driver holds: mining in several (catalog, query-hash bucket) passes
+    writes exactly the table one pass writes, and no pass sees more than its bucket's queries."""
+    from strata.mine import job
+
+    lh = Lakehouse(many_queries_lakehouse)
+    cfg = dict(n_ann=3, rank_min=0, rank_max=6, absolute_margin=0.0, n_random=1, max_per_query=6)
+    one = _mine(engines, lh, **cfg)
+    whole = lh.read_arrow("training_examples").to_pandas()
+
+    seen = []
+    real = job.ann_candidates
+
+    def spy(space, seeds, mcfg, index=None):
+        seen.append((space.catalog, seeds["query_norm"].nunique(), index is not None))
+        return real(space, seeds, mcfg, index)
+
+    monkeypatch.setattr(job, "ann_candidates", spy)
+    many = _mine(engines, lh, bucket_queries=4, **cfg)
+    parts = lh.read_arrow("training_examples").to_pandas()
+    key = ["catalog", "query_norm", "product_id"]
+    pd.testing.assert_frame_equal(whole.sort_values(key).reset_index(drop=True),
+                                  parts.sort_values(key).reset_index(drop=True))
+    assert (one.rows, one.by_source, one.removed) == (many.rows, many.by_source, many.removed)
+    assert {"human", "ann", "random"} <= set(one.by_source) and one.removed["per_query_cap"] > 0
+    assert len(seen) > 2 and max(n for _, n, _ in seen) < 14  # 14 queries per catalog, 4 buckets
+    assert sum(n for _, n, _ in seen) == 28 and all(prebuilt for *_, prebuilt in seen)
+    assert [s["catalog"] for s in many.index] == ["shop", "shop2"]  # one index per catalog
+    assert not (lh.root / "_staging").exists()

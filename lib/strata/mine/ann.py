@@ -41,6 +41,15 @@ class CatalogSpace:
         self._prow = {p: i for i, p in enumerate(self.product_ids)}
         self._qrow = {q: i for i, q in enumerate(self.query_texts)}
 
+    def with_queries(self, query_texts: list[str], query_vecs: np.ndarray) -> "CatalogSpace":
+        """The same products (vectors and id map shared, not rebuilt) with another set of queries: one index
+        and one product map serve every query bucket of the catalog."""
+        out = object.__new__(CatalogSpace)
+        out.__dict__.update(self.__dict__)
+        out.query_texts, out.query_vecs = list(query_texts), query_vecs
+        out._qrow = {q: i for i, q in enumerate(out.query_texts)}
+        return out
+
     def cosine(self, queries: list[str], products: list[str]) -> np.ndarray:
         """Cosine per (query text, product id) pair; NaN where the product is not in the catalog."""
         out = np.full(len(queries), np.nan)
@@ -72,9 +81,9 @@ def recall_vs_exact(space: CatalogSpace, index, k: int, sample: int, seed: int) 
     return float(np.mean([len(set(a) & set(e)) / max(len(set(e) - {-1}), 1) for a, e in zip(approx, exact)]))
 
 
-def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig) -> tuple[pd.DataFrame, dict]:
-    """Per seed query with a positive: up to ``n_ann`` products from FAISS ranks [rank_min, rank_max) that are
-    not seed pairs. Returns (candidates with rank and score, index stats)."""
+def catalog_index(space: CatalogSpace, cfg: MineConfig) -> tuple[object, dict]:
+    """The FAISS index over the catalog's products and its stats (HNSW: recall vs exact on ``space``'s
+    queries)."""
     index = build_index(space.product_vecs, cfg.index)
     kind = type(index).__name__
     stats = {"catalog": space.catalog, "index": kind, "products": len(space.product_ids)}
@@ -82,6 +91,18 @@ def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig) ->
         stats["recall_at_rank_max"] = recall_vs_exact(space, index, cfg.rank_max, cfg.recall_sample, cfg.seed)
         log.info("mine %s: HNSW recall@%d vs exact on %d queries = %.3f", space.catalog, cfg.rank_max,
                  cfg.recall_sample, stats["recall_at_rank_max"])
+    return index, stats
+
+
+def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig,
+                   index: object | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per seed query with a positive: up to ``n_ann`` products from FAISS ranks [rank_min, rank_max) that are
+    not seed pairs. Returns (candidates with rank and score, index stats). ``index``: one already built over
+    ``space``'s products (``catalog_index``), else built here."""
+    if index is None:
+        index, stats = catalog_index(space, cfg)
+    else:
+        stats = {"catalog": space.catalog, "index": type(index).__name__, "products": len(space.product_ids)}
     pos = seeds[seeds["grade"] >= 1]
     queries = pos.drop_duplicates("query_norm")[["source", "catalog", "query", "query_norm"]]
     known = set(zip(seeds["query_norm"], seeds["product_id"]))

@@ -33,6 +33,8 @@ class MineConfig(BaseModel):
     max_per_query: int = Field(40, ge=1, description="cap on examples per query (human/engagement kept first)")
     max_queries: int | None = Field(None, ge=1, description="mine at most N seed queries per catalog "
                                     "(stable hash order); None = all")
+    bucket_queries: int = Field(200_000, ge=1, description="seed queries per mining pass: the driver holds one "
+                                "(catalog, hash bucket of queries) at a time, its seeds and candidates")
     seed: int = 13
 
     @model_validator(mode="after")

@@ -1,13 +1,14 @@
 """The mining job: seeds -> structured + ANN candidates -> false-negative guard -> ``training_examples``.
 
-Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates, the judged candidates' verdicts)
-and stages the candidates with their product text as parquet for the judging job, so candidate text never
-passes through the driver. The driver holds one catalog's product ids and vectors at a time for FAISS, its
-products streaming through the embedder ``embed.stream_rows`` at a time (never the catalog's text). What the
-driver collects grows with the seeds, not the catalog: the seed pairs (``max_queries`` applied in Spark first),
-the structured candidates (capped per query) and the ANN hits (searched in blocks of queries), as keys and
-scores. The table is rewritten whole (overwrite), rows sorted by key, so mining twice with the same inputs and
-seed gives the same table, and a killed run leaves the previous version in place (Delta commits atomically).
+Spark does the joins over the lakehouse (seeds, taxonomy/attribute candidates, the judged candidates' verdicts,
+the candidates' product text for the judge) and stages them as parquet under ``<lakehouse>/_staging``. The
+driver works on one (catalog, query bucket) at a time: a bucket is a stable hash share of the catalog's seed
+queries, ``mine.bucket_queries`` of them, so what the driver holds (that bucket's seeds, candidates and
+scores, never any product text) is bounded by config, not by the number of labels. Per catalog it also holds
+the product ids and vectors for FAISS (one index for all buckets), the products streaming through the
+embedder ``embed.stream_rows`` at a time. The staged examples replace ``training_examples`` in one Delta
+commit, so mining twice with the same inputs and seed gives the same table (rows sorted by key within each
+bucket), and a killed run leaves the previous version in place.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from strata.config import EmbedConfig, SplitConfig
 from strata.embed.stage import catalog_vectors
-from strata.mine.ann import CatalogSpace, ann_candidates
+from strata.mine.ann import CatalogSpace, ann_candidates, catalog_index
 from strata.mine.config import ROUTES, MineConfig
 from strata.mine.guard import apply_judgments, margin_rule
 from strata.mine.seeds import seed_examples
@@ -64,9 +66,13 @@ def _feature_views(spark: Any, lakehouse: Lakehouse) -> None:
             log.warning("mine: no %s table (run strata features): structured routes using it yield nothing", name)
 
 
-def _seed_frame(spark: Any, seeds: Any, cfg: MineConfig) -> pd.DataFrame:
-    """The seed pairs of the chosen catalogs and (``max_queries``) queries, filtered in Spark: only the
-    distinct (catalog, query) keys come to the driver to be hash-ordered, then the kept queries' pairs."""
+def _seed_table(spark: Any, seeds: Any, cfg: MineConfig) -> Any:
+    """The seed pairs of the chosen catalogs and (``max_queries``) queries, as a Spark DataFrame: only the
+    distinct (catalog, query) keys come to the driver to be hash-ordered when ``max_queries`` is set. Every
+    row of a normalised query gets one raw query text: that of its first row in (product_id, origin, query)
+    order, used for embedding and output."""
+    from pyspark.sql import functions as F
+
     if cfg.catalogs:
         seeds = seeds.where(seeds["catalog"].isin(list(cfg.catalogs)))
     if cfg.max_queries:
@@ -78,18 +84,55 @@ def _seed_frame(spark: Any, seeds: Any, cfg: MineConfig) -> pd.DataFrame:
         kept = spark.createDataFrame(pd.DataFrame(keep, columns=["catalog", "query_norm"]),
                                      schema="catalog string, query_norm string")
         seeds = seeds.join(kept, on=["catalog", "query_norm"], how="left_semi")
-    return seeds.toPandas()
+    first = (seeds.groupBy("catalog", "query_norm")
+             .agg(F.min(F.struct("product_id", "origin", "query")).alias("f"))
+             .select("catalog", "query_norm", F.col("f")["query"].alias("query")))
+    return seeds.drop("query").join(first, ["catalog", "query_norm"]).select(*SEED_COLUMNS)
 
 
-def _stage_for_judge(spark: Any, cands: pd.DataFrame, out: Path) -> Path:
-    """The candidate pairs with their product's title and description, joined and written by Spark as parquet
-    under ``out`` for the judging job (``run_judging`` on a path): the candidates' text never reaches the
-    driver. A candidate whose product is missing keeps its row with an empty text."""
-    cols = [c for c in ("source", "catalog", "query", "query_norm", "product_id") if c in cands.columns]
-    keys = spark.createDataFrame(cands[cols].astype(str), schema=", ".join(f"{c} string" for c in cols))
-    keys.createOrReplaceTempView("mine_judge_keys")
+SEED_COLUMNS = ("source", "catalog", "query", "query_norm", "product_id", "grade", "origin")
+_S = pa.string()
+CAND_SCHEMA = pa.schema([("source", _S), ("catalog", _S), ("query", _S), ("query_norm", _S), ("product_id", _S),
+                         ("route", _S), ("rank", pa.float64()), ("score", pa.float64()),
+                         ("positive_score", pa.float64())])
+SEEDED_SCHEMA = pa.schema([("source", _S), ("catalog", _S), ("query", _S), ("query_norm", _S), ("product_id", _S),
+                           ("grade", pa.int64()), ("origin", _S), ("score", pa.float64()),
+                           ("positive_score", pa.float64())])
+
+
+def _bucket(n_buckets: int) -> Any:
+    """Spark column: the query's mining pass, a stable hash of (catalog, query_norm) mod ``n_buckets``."""
+    from pyspark.sql import functions as F
+
+    return F.pmod(F.xxhash64("catalog", "query_norm"), F.lit(n_buckets)).cast("int")
+
+
+def _read_part(path: Path, catalog: str, bucket: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """One (catalog, bucket) of a staged parquet folder (filters pushed down to the files)."""
+    import pyarrow.dataset as ds
+
+    if not any(path.glob("*.parquet")):  # Sail writes no file for an empty result
+        return pd.DataFrame(columns=columns or [])
+    d = ds.dataset(str(path), format="parquet")
+    flt = (ds.field("catalog") == catalog) & (ds.field("_b") == bucket)
+    return d.to_table(columns=columns, filter=flt).to_pandas()
+
+
+def _write_part(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False), str(path))
+
+
+def _stage_for_judge(spark: Any, cands: Path, out: Path) -> Path:
+    """The staged candidate pairs with their product's title and description, joined and written by Spark as
+    parquet under ``out`` for the judging job (``run_judging`` on a path): the candidates' text never reaches
+    the driver. A candidate whose product is missing keeps its row with an empty text."""
+    spark.read.parquet(str(cands)).createOrReplaceTempView("mine_judge_keys")
     spark.sql("""
-        SELECT k.*, p.title, p.description FROM mine_judge_keys k
+        SELECT k.source, k.catalog, k.query, k.query_norm, k.product_id, p.title, p.description
+        FROM mine_judge_keys k
         LEFT JOIN in_products p ON p.source = k.catalog AND p.product_id = k.product_id
     """).write.mode("overwrite").parquet(str(out))
     return out
@@ -163,7 +206,30 @@ def run_mining(
     run_id: str = "mine",
     use_ray: bool = True,
 ) -> MineResult:
-    """Mine every seeded catalog and overwrite ``training_examples``; returns counts and timings."""
+    """Mine every seeded catalog and overwrite ``training_examples``; returns counts and timings.
+
+    Seeds, structured candidates, scored candidates and examples are staged as parquet under
+    ``<lakehouse>/_staging/mine-<run_id>`` (removed at the end). The driver works on one (catalog, query
+    bucket) at a time, ``cfg.bucket_queries`` seed queries per bucket: pass 1 finds and scores that bucket's
+    candidates, the judge (if any) scores every staged candidate in one job, pass 2 applies the guard and
+    the per-query cap. Spark then replaces ``training_examples`` with the staged examples in one commit."""
+    judging = judge_cfg is not None and cfg.use_judge
+    staging = lakehouse.root / "_staging" / f"mine-{run_id}"
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
+    try:
+        return _mine(engines, lakehouse, cfg, split, embed_cfg, judge_cfg if judging else None, run_id, use_ray,
+                     staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.parent.rmdir()  # _staging itself, unless another run is staging there
+        except OSError:
+            pass
+
+
+def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfig, embed_cfg: EmbedConfig,
+          judge_cfg: Any, run_id: str, use_ray: bool, staging: Path) -> MineResult:
+    import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
     from strata.evaluate.retrievers import DenseRetriever
@@ -171,107 +237,139 @@ def run_mining(
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     spark = engines.spark
-    seeds = _seed_frame(spark, seed_examples(spark, lakehouse, split, cfg.engagement_exact_clicks), cfg)
-    seeds = seeds.sort_values(["catalog", "query_norm", "product_id", "origin", "query"]).reset_index(drop=True)
-    # One raw query text per normalised query (the first in sort order), used for embedding and output.
-    qtext = seeds.groupby(["catalog", "query_norm"], sort=False)["query"].first()
-    seeds["query"] = [qtext[(c, q)] for c, q in zip(seeds["catalog"], seeds["query_norm"])]
-    if seeds.empty:
+    seeds = _seed_table(spark, seed_examples(spark, lakehouse, split, cfg.engagement_exact_clicks), cfg)
+    per_catalog = {r["catalog"]: int(r["n"]) for r in
+                   seeds.groupBy("catalog").agg(F.countDistinct("query_norm").alias("n")).collect()}
+    if not per_catalog:
         raise ValueError("mine: no seed examples (train-split labels or engagement) for the chosen catalogs")
-    catalogs = sorted(seeds["catalog"].unique())
+    catalogs = sorted(per_catalog)
+    n_buckets = max(1, -(-max(per_catalog.values()) // cfg.bucket_queries))
+    seeds.withColumn("_b", _bucket(n_buckets)).write.mode("overwrite").parquet(str(staging / "seeds"))
+    seeds = spark.read.parquet(str(staging / "seeds"))
     timings["seeds"] = time.perf_counter() - t0
-    log.info("mine: %d seed pairs, %d queries, catalogs %s", len(seeds), seeds["query_norm"].nunique(), catalogs)
+    log.info("mine: %d seed queries, catalogs %s, %d bucket(s) per catalog", sum(per_catalog.values()), catalogs,
+             n_buckets)
 
     t = time.perf_counter()
     _feature_views(spark, lakehouse)
-    spark.createDataFrame(seeds[["source", "catalog", "query", "query_norm", "product_id", "grade", "origin"]]
-                          ).createOrReplaceTempView("mine_seeds")
+    seeds.createOrReplaceTempView("mine_seeds")
     n_products = spark.table("in_products").where(F.col("source").isin(catalogs)).count()
-    structured = structured_candidates(spark, cfg, n_products).toPandas()
+    (structured_candidates(spark, cfg, n_products).withColumn("_b", _bucket(n_buckets))
+     .write.mode("overwrite").parquet(str(staging / "structured")))
     timings["structured"] = time.perf_counter() - t
 
     dense = DenseRetriever(cfg.model, embed_cfg, engines if use_ray else None, name="mine")
     model_id = dense.model_id
-    index_stats, cand_parts, seed_scores = [], [], []
+    index_stats: list[dict] = []
+    units: list[tuple[str, int]] = []
+    n_cands = 0
     t = time.perf_counter()
     for catalog in catalogs:
         # Products stream through the embedder embed_cfg.stream_rows at a time: the driver holds the
-        # catalog's ids and vectors (for FAISS), never its text.
+        # catalog's ids and vectors (for FAISS), never its text. One index serves every query bucket.
         pids, pvecs = catalog_vectors(lakehouse, catalog, dense.embed, embed_cfg.stream_rows)
-        cs = seeds[seeds["catalog"] == catalog]
-        qtexts = sorted(set(cs["query"]))
-        qvecs = dense.embed(qtexts, f"{catalog} queries")
-        if not pids:  # seeds name a catalog without products: an empty index of the model's dimension
-            pvecs = np.zeros((0, qvecs.shape[1]), dtype=np.float32)
-        space = CatalogSpace(catalog, pids, pvecs, qtexts, qvecs)
-        del pvecs
-        ann, stats = ann_candidates(space, cs, cfg)
-        index_stats.append(stats)
-        st = structured[structured["catalog"] == catalog].assign(rank=np.nan)
-        cands = pd.concat([ann, st], ignore_index=True)
-        cands["_p"] = cands["route"].map({r: i for i, r in enumerate(ROUTES)})
-        cands = (cands.sort_values(["query_norm", "product_id", "_p"], kind="stable")
-                 .drop_duplicates(["query_norm", "product_id"]).drop(columns="_p"))
-        cands["score"] = space.cosine(list(cands["query"]), list(cands["product_id"]))
-        seeded = cs.copy()
-        seeded["score"] = space.cosine(list(cs["query"]), list(cs["product_id"]))
-        # The margin rule compares with the query's weakest positive (as mine_hard_negatives does).
-        best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].min()
-        cands["positive_score"] = cands["query_norm"].map(best)
-        seeded["positive_score"] = seeded["query_norm"].map(best)
-        cand_parts.append(cands)
-        seed_scores.append(seeded)
-    cands = pd.concat(cand_parts, ignore_index=True)
-    seeded = pd.concat(seed_scores, ignore_index=True)
+        products, index = None, None
+        for b in range(n_buckets):
+            cs = _read_part(staging / "seeds", catalog, b, list(SEED_COLUMNS))
+            if cs.empty:
+                continue
+            cs = cs.sort_values(["query_norm", "product_id", "origin", "query"]).reset_index(drop=True)
+            qtexts = sorted(set(cs["query"]))
+            qvecs = dense.embed(qtexts, f"{catalog} queries" + (f" (bucket {b + 1}/{n_buckets})" if n_buckets > 1
+                                                                 else ""))
+            if products is None:
+                if not pids:  # seeds name a catalog without products: an empty index of the model's dimension
+                    pvecs = np.zeros((0, qvecs.shape[1]), dtype=np.float32)
+                products = CatalogSpace(catalog, pids, pvecs, [], qvecs[:0])
+                del pvecs
+            space = products.with_queries(qtexts, qvecs)
+            if index is None:
+                index, stats = catalog_index(space, cfg)
+                index_stats.append(stats)
+            ann, _ = ann_candidates(space, cs, cfg, index)
+            st = _read_part(staging / "structured", catalog, b)
+            st = st.drop(columns=[c for c in st.columns if c == "_b"]).assign(rank=np.nan)
+            cands = pd.concat([ann, st], ignore_index=True) if len(st) else ann.copy()
+            cands["_p"] = cands["route"].map({r: i for i, r in enumerate(ROUTES)})
+            cands = (cands.sort_values(["query_norm", "product_id", "_p"], kind="stable")
+                     .drop_duplicates(["query_norm", "product_id"]).drop(columns="_p"))
+            cands["rank"] = pd.to_numeric(cands["rank"], errors="coerce").astype(float)
+            cands["score"] = space.cosine(list(cands["query"]), list(cands["product_id"]))
+            seeded = cs.copy()
+            seeded["score"] = space.cosine(list(cs["query"]), list(cs["product_id"]))
+            # The margin rule compares with the query's weakest positive (as mine_hard_negatives does).
+            best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].min()
+            cands["positive_score"] = cands["query_norm"].map(best)
+            seeded["positive_score"] = seeded["query_norm"].map(best)
+            _write_part(cands, CAND_SCHEMA, staging / "cands" / f"{len(units):06d}.parquet")
+            _write_part(seeded, SEEDED_SCHEMA, staging / "seeded" / f"{len(units):06d}.parquet")
+            units.append((catalog, b))
+            n_cands += len(cands)
+        del products, index
     timings["ann"] = time.perf_counter() - t
-    removed: dict[str, int] = {"candidates": int(len(cands))}
+    removed: dict[str, int] = {"candidates": n_cands}
 
     t = time.perf_counter()
-    judge_summary = None
-    if judge_cfg is not None and cfg.use_judge:
+    judge_summary, judge_id = None, None
+    if judge_cfg is not None:
         from strata.judge.backends import judge_identity
         from strata.judge.job import run_judging
 
         judge_id, _ = judge_identity(judge_cfg)
-        staging = lakehouse.root / "_staging" / f"mine-{run_id}"
-        try:
-            # An empty frame needs no text (and Spark would write no file to read back).
-            todo = cands.assign(product_text="") if cands.empty else _stage_for_judge(
-                spark, cands, staging / "candidates")
-            judge_summary = run_judging(engines, lakehouse, todo, judge_cfg, run_id, use_ray=use_ray)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
-                staging.parent.rmdir()  # _staging itself, unless another run is staging there
-            except OSError:
-                pass
-        judged = _judgments_for(spark, lakehouse, cands, judge_id)
-        mined, jstats = apply_judgments(cands, judged)
-        judge_summary.update(jstats)
-        removed["unjudged"] = jstats["unjudged_dropped"]
-    else:
-        kept, rm = margin_rule(cands, cfg)
-        removed.update(rm)
-        mined = kept.assign(grade=0, source=kept["route"], mined_from=None, judge_grade=np.nan,
-                            judge_p2=np.nan, judge_id=None)
+        if n_cands:
+            path = _stage_for_judge(spark, staging / "cands", staging / "judge_candidates")
+            judge_summary = run_judging(engines, lakehouse, path, judge_cfg, run_id, use_ray=use_ray)
+        else:  # an empty frame needs no text (and Spark would write no file to read back)
+            judge_summary = run_judging(engines, lakehouse, pd.DataFrame(columns=list(CAND_SCHEMA.names)).assign(
+                product_text=""), judge_cfg, run_id, use_ray=use_ray)
+        judge_summary.update({"judged": 0, "unjudged_dropped": 0, "judge_positive": 0,
+                              "judge_positive_by_route": {}})
+        removed["unjudged"] = 0
+    timings["judge"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    cols = spec("training_examples").schema.names
+    by_source: dict[str, int] = {}
+    rows = 0
+    removed["per_query_cap"] = 0
+    for i in range(len(units)):
+        cands = pq.read_table(str(staging / "cands" / f"{i:06d}.parquet")).to_pandas()
+        seeded = pq.read_table(str(staging / "seeded" / f"{i:06d}.parquet")).to_pandas()
+        if judge_cfg is not None:
+            mined, jstats = apply_judgments(cands, _judgments_for(spark, lakehouse, cands, judge_id))
+            for k in ("judged", "unjudged_dropped", "judge_positive"):
+                judge_summary[k] += jstats[k]
+            by_route = judge_summary["judge_positive_by_route"]
+            for k, v in jstats["judge_positive_by_route"].items():
+                by_route[k] = by_route.get(k, 0) + v
+            removed["unjudged"] += jstats["unjudged_dropped"]
+        else:
+            kept, rm = margin_rule(cands, cfg)
+            for k, v in rm.items():
+                removed[k] = removed.get(k, 0) + v
+            mined = kept.assign(grade=0, source=kept["route"], mined_from=None, judge_grade=np.nan,
+                                judge_p2=np.nan, judge_id=None)
+        human = seeded.assign(source=seeded["origin"], mined_from=None, rank=np.nan, judge_grade=np.nan,
+                              judge_p2=np.nan, judge_id=None)
+        examples, capped = _cap(pd.concat([human, mined], ignore_index=True), cfg.max_per_query)
+        removed["per_query_cap"] += capped
+        examples = examples.assign(model_id=model_id, synthetic=False)
+        examples = examples.sort_values(["catalog", "query_norm", "product_id"]).reset_index(drop=True)
+        for col in ("rank", "judge_grade"):
+            examples[col] = pd.to_numeric(examples[col], errors="coerce").astype("Int32")
+        examples["grade"] = examples["grade"].astype("int32")
+        _write_part(examples, spec("training_examples").schema, staging / "examples" / f"{i:06d}.parquet")
+        rows += len(examples)
+        for k, v in examples["source"].value_counts().items():
+            by_source[str(k)] = by_source.get(str(k), 0) + int(v)
     timings["guard"] = time.perf_counter() - t
 
-    human = seeded.assign(source=seeded["origin"], mined_from=None, rank=np.nan, judge_grade=np.nan,
-                          judge_p2=np.nan, judge_id=None)
-    examples = pd.concat([human, mined], ignore_index=True)
-    examples, capped = _cap(examples, cfg.max_per_query)
-    removed["per_query_cap"] = capped
-    examples = examples.assign(model_id=model_id, synthetic=False)
-    examples = examples.sort_values(["catalog", "query_norm", "product_id"]).reset_index(drop=True)
-    cols = spec("training_examples").schema.names
-    examples["rank"] = examples["rank"].astype("Int64")
-    examples["judge_grade"] = examples["judge_grade"].astype("Int64")
     t = time.perf_counter()
-    lakehouse.write(lakehouse.to_spark(spark, "training_examples", examples[cols]), "training_examples",
+    lakehouse.write(spark.read.parquet(str(staging / "examples")).select(*cols), "training_examples",
                     mode="overwrite")
     timings["write"] = time.perf_counter() - t
-    by_source = {str(k): int(v) for k, v in examples["source"].value_counts().sort_index().items()}
-    res = MineResult(int(len(examples)), by_source, removed, index_stats, judge_summary, model_id,
+    by_source = dict(sorted(by_source.items()))
+    res = MineResult(rows, by_source, removed, index_stats, judge_summary, model_id,
                      round(time.perf_counter() - t0, 2), {k: round(v, 2) for k, v in timings.items()},
                      lakehouse.version("training_examples"))
     log.info("mine: %d examples %s; removed %s; %.1fs", res.rows, by_source, removed, res.seconds)

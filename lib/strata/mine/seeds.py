@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from strata.config import SplitConfig
 from strata.features.job import EVENT_PRODUCT_SOURCE
 from strata.tables import Lakehouse
-from strata.text import split_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -36,6 +33,8 @@ def _catalog_case(col: str) -> str:
 def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfig,
                   exact_clicks: int = 2) -> "DataFrame":
     """Human train labels + engagement pairs of train-split queries, as one Spark DataFrame (``SEED_COLUMNS``)."""
+    from pyspark.sql import functions as F
+
     parts = []
     if lakehouse.exists("labels"):
         lakehouse.read(spark, "labels").createOrReplaceTempView("mine_labels")
@@ -46,12 +45,12 @@ def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfi
     if lakehouse.exists("query_product_engagement"):
         eng = lakehouse.read(spark, "query_product_engagement")
         eng.createOrReplaceTempView("mine_engagement")
-        # The split is the labels' sha1 hash; computed here on the distinct queries only (small).
-        queries = [r.query_norm for r in eng.select("query_norm").distinct().collect() if r.query_norm]
-        train = pd.DataFrame({"query_norm": [q for q in queries
-                                             if split_of(q, split.dev_fraction, split.salt) == "train"]})
-        spark.createDataFrame(train if len(train) else pd.DataFrame({"query_norm": pd.Series([], dtype=str)}),
-                              schema="query_norm string").createOrReplaceTempView("mine_train_queries")
+        # The split is the labels' sha1 hash, computed in Spark on the distinct queries (never collected).
+        from strata.sparkfn import split_udf
+
+        (eng.select("query_norm").distinct().where(F.col("query_norm").isNotNull() & (F.col("query_norm") != ""))
+         .where(split_udf(split.dev_fraction, split.salt)("query_norm") == "train")
+         .createOrReplaceTempView("mine_train_queries"))
         parts.append(spark.sql(f"""
             SELECT e.source, {_catalog_case('e.source')} AS catalog, e.query_norm AS query, e.query_norm,
                    e.product_id, CAST(CASE WHEN e.clicks >= {int(exact_clicks)} THEN 2 ELSE 1 END AS INT) AS grade,
