@@ -1,7 +1,7 @@
 """Stage 1 loss/sampling variants at a fixed step budget: which choices move Home Depot dev quality.
 
-A plain torch loop (no Ray: the variants differ only in loss and sampling, so the Ray Train wrapper is left
-out to run two variants side by side on 2 cores) over the library's own pieces: ``build_groups`` +
+A plain torch loop (``variant_loop.py``; no Ray: the variants differ only in loss and sampling, so the Ray
+Train wrapper is left out to run two variants side by side on 2 cores) over the library's own pieces: ``build_groups`` +
 ``read_groups`` for data (Spark-built query groups with the augmentation), ``sample_batch`` for rows, ``GradedSupConLoss`` for the loss.
 Same model, seq length, batch (32 queries x 4 rows), lr schedule (10% warm-up, linear decay) and seed for
 every variant; quality = full-corpus retrieval on the BEIR dev export (``evaluate_beir``).
@@ -17,15 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+
+import variant_loop  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
 def main() -> None:
@@ -51,12 +51,9 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from strata.config import EmbedConfig
-    from strata.embed.encoder import resolve_model
-    from strata.evaluate.beir_eval import evaluate_beir
-    from strata.sources.beir import read_beir
-    from strata.tables import Lakehouse
     from strata.config import EngineConfig
+    from strata.embed.encoder import resolve_model
+    from strata.tables import Lakehouse
     from strata.engines import Engines
     from strata.train.data import sample_batch
     from strata.train.groups import AugmentConfig, build_groups, read_groups
@@ -70,44 +67,15 @@ def main() -> None:
         g = build_groups(eng.spark, Lakehouse(a.lakehouse), out / "groups", [a.catalog],
                          AugmentConfig(a.spelling, a.synthetic, "template", 13))
     aug = g.augmentation()
-    data = read_groups(g, stage=1).sample(frac=1.0, random_state=13).reset_index(drop=True)
+    data = read_groups(g, stage=1)
     model = SentenceTransformer(resolve_model("baseline"), device="cpu", local_files_only=True)
     model.max_seq_length = a.seq
-    loss_fn = GradedSupConLoss(a.temperature, a.partials, a.symmetric)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * a.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (a.steps - s) / max(1, a.steps - warm))))
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        return torch.nn.functional.normalize(model(model.tokenize(texts))["sentence_embedding"], dim=-1)
-
-    model.train()
-    t0, pos, epoch, ema = time.perf_counter(), 0, 0, None
-    for step in range(a.steps):
-        if pos + a.batch > len(data):
-            epoch += 1
-            data = data.sample(frac=1.0, random_state=13 + epoch).reset_index(drop=True)
-            pos = 0
-        b = data.iloc[pos:pos + a.batch]
-        pos += a.batch
-        batch = {k: list(b[k]) for k in ("query", "texts", "pids", "grades")}
-        q, t, o, g, p = sample_batch(batch, 1, random.Random(f"13-{step}"), a.negatives, partials=a.partials)
-        loss = loss_fn(embed(q), embed(t), torch.tensor(o), torch.tensor(g), torch.tensor(p))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        ema = float(loss.detach()) if ema is None else 0.95 * ema + 0.05 * float(loss.detach())
-        if (step + 1) % 20 == 0:
-            print(f"step {step + 1} loss {ema:.4f} {(time.perf_counter() - t0) / (step + 1):.2f} s/step", flush=True)
-    secs = time.perf_counter() - t0
+    secs, ema = variant_loop.train(
+        model, data, a.steps, a.batch, a.lr,
+        lambda b, rng: sample_batch(b, 1, rng, a.negatives, partials=a.partials),
+        GradedSupConLoss(a.temperature, a.partials, a.symmetric))
     model.save(str(out / "model"))
-    ds = read_beir(a.dataset, split="dev")
-    ev = evaluate_beir(ds, [str(out / "model")], k=100,
-                       embed_cfg=EmbedConfig(max_seq_length=a.seq, batch_size=128, cache_dir=a.cache_dir))
-    quality = {m: v for m, v in next(iter(ev["retrievers"].values())).items() if m in ("ndcg@10", "recall@100", "mrr@10")}
+    quality = variant_loop.evaluate(str(out / "model"), a.dataset, a.seq, a.cache_dir)
     res = {"args": vars(a), "groups": int(len(data)), "augmentation": aug, "train_seconds": round(secs, 1),
            "final_loss": ema, "quality": quality, "command": " ".join(sys.argv)}
     (out / "result.json").write_text(json.dumps(res, indent=2))

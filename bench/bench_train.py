@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=48)
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--lr2", type=float, default=None, help="Stage 2 learning rate (default: the config's)")
+    ap.add_argument("--supcon2", type=float, default=None,
+                    help="Stage 2 supcon_weight: the Stage 1 loss added to the circle loss (default: the config's)")
     ap.add_argument("--partials", default=None, help="Stage 1 treatment of partial matches (default: the config's)")
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--skip-train", action="store_true", help="evaluate models already under --work")
@@ -162,7 +164,8 @@ def main() -> None:
                       stage1={"max_steps": a.steps1, "queries_per_batch": a.batch, "negatives": a.negatives,
                               "lr": a.lr, "epochs": 100, **({"partials": a.partials} if a.partials else {})},
                       stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
-                              "epochs": 100, **({"lr": a.lr2} if a.lr2 else {})})
+                              "epochs": 100, **({"lr": a.lr2} if a.lr2 else {}),
+                              **({"supcon_weight": a.supcon2} if a.supcon2 is not None else {})})
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
         # The peer's data: the same query groups, without Strata's augmentation.
         groups = read_groups(build_groups(eng.spark, lh, work / "peer_groups", [a.catalog]))

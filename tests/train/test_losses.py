@@ -145,3 +145,28 @@ def test_symmetric_term_adds_the_product_to_query_direction():
     # positives: row 0 (q0, w 1), row 1 (q0, w 1/2), row 3 (q1, w 1/2); each has one other query
     rev = (1.0 * back(0, 0, [1]) + 0.5 * back(1, 0, [1]) + 0.5 * back(3, 1, [0])) / 2.0
     assert got == pytest.approx(fwd + 0.5 * rev, rel=1e-9)
+
+
+def test_weighted_sum_is_circle_plus_weighted_supcon():
+    from strata.train.losses import WeightedLossSum
+
+    circle, supcon = MultiClassCircleLoss(gamma=4.0), GradedSupConLoss(0.5, partials="graded")
+    got = WeightedLossSum((1.0, circle), (0.3, supcon))(Q, P, OWNER, GRADE).item()
+    want = circle(Q, P, OWNER, GRADE).item() + 0.3 * supcon(Q, P, OWNER, GRADE).item()
+    assert got == pytest.approx(want, rel=1e-9)
+    assert WeightedLossSum((1.0, circle), (0.0, supcon))(Q, P, OWNER, GRADE).item() == pytest.approx(
+        circle(Q, P, OWNER, GRADE).item(), rel=1e-12)
+    with pytest.raises(ValueError):
+        WeightedLossSum((-1.0, circle))
+
+
+def test_stage2_loop_loss_follows_supcon_weight():
+    from strata.train.loop import _loss
+    from strata.train.losses import WeightedLossSum
+
+    base = dict(stage=2, optima=(0.0, 0.5, 1.0), margins=(0.25, 0.25, 0.25), gamma=32.0, in_batch_negatives=True,
+                supcon_temperature=0.05, supcon_partials="graded")
+    assert isinstance(_loss({**base, "supcon_weight": 0.0}), MultiClassCircleLoss)
+    both = _loss({**base, "supcon_weight": 0.5})
+    assert isinstance(both, WeightedLossSum) and both.weights == [1.0, 0.5]
+    assert both.losses[1].temperature == 0.05 and both.losses[1].partials == "graded"

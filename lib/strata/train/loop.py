@@ -22,12 +22,16 @@ PROBE_FILE = "probe_embeddings.npy"
 
 
 def _loss(cfg: dict[str, Any]):
-    from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss
+    from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss, WeightedLossSum
 
     if cfg["stage"] == 1:
         return GradedSupConLoss(cfg["temperature"], cfg.get("partials", "negative"), cfg.get("symmetric", 0.0))
-    return MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
-                                cfg["in_batch_negatives"])
+    circle = MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
+                                  cfg["in_batch_negatives"])
+    if not cfg.get("supcon_weight"):
+        return circle
+    supcon = GradedSupConLoss(cfg["supcon_temperature"], cfg.get("supcon_partials", "graded"))
+    return WeightedLossSum((1.0, circle), (cfg["supcon_weight"], supcon))
 
 
 def _embed(model: Any, texts: list[str], device: Any):

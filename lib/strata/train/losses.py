@@ -153,3 +153,21 @@ class MultiClassCircleLoss(nn.Module):
         if not terms:
             return (s * 0).sum()
         return torch.cat(terms).mean()
+
+
+class WeightedLossSum(nn.Module):
+    """Σ_k w_k · loss_k over the same batch. Stage 2 with ``supcon_weight`` > 0 is the circle loss plus w times
+    the Stage 1 loss: the circle loss moves the grade bands while the contrastive term keeps the in-batch
+    ranking Stage 1 learnt (on Home Depot the circle loss alone lowered full-corpus nDCG@10; BENCHMARKS.md)."""
+
+    def __init__(self, *weighted: tuple[float, nn.Module]):
+        super().__init__()
+        if not weighted or any(w < 0 for w, _ in weighted):
+            raise ValueError("WeightedLossSum needs (weight >= 0, loss) pairs")
+        self.weights = [float(w) for w, _ in weighted]
+        self.losses = nn.ModuleList([m for _, m in weighted])
+
+    def forward(self, q: torch.Tensor, p: torch.Tensor, owner: torch.Tensor, grade: torch.Tensor,
+                pid: torch.Tensor | None = None) -> torch.Tensor:
+        return sum(w * m(q, p, owner, grade, pid) for w, m in zip(self.weights, self.losses) if w)
+

@@ -96,7 +96,8 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
     storage = (out / "ray").resolve()
     resume, resume_step = latest_checkpoint(storage)
     loop_cfg: dict[str, Any] = {
-        **scfg.model_dump(), "stage": stage, "init_model": init_model, "max_seq_length": cfg.max_seq_length,
+        **scfg.model_dump(), "stage": stage, "supcon_temperature": cfg.stage1.temperature,
+        "supcon_partials": cfg.stage1.partials, "init_model": init_model, "max_seq_length": cfg.max_seq_length,
         "total_steps": steps, "checkpoint_every": cfg.checkpoint_every, "log_every": cfg.log_every,
         "seed": cfg.seed + stage, "threads": cfg.threads, "cpus_per_worker": cfg.cpus_per_worker,
         "shuffle_buffer": max(64, 4 * scfg.queries_per_batch),
