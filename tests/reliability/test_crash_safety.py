@@ -246,7 +246,9 @@ def test_mining_sigkill_before_commit_then_restart_is_identical(engines, tmp_pat
     assert live_files(lh, "training_examples") == files
     assert disk_files(lh, "training_examples") - files, "the kill must land after the new data files were written"
 
+    assert (root / "_staging" / "mine-killed").is_dir()  # the killed run's staged parquet
     restarted = _mine_in_process(engines, lh, MINE_SETS, "restart")
+    assert not (root / "_staging").exists()  # the restart removed the killed run's leftovers and its own
     uninterrupted = _mine_in_process(engines, ref, MINE_SETS, "uninterrupted")
     key = list(spec("training_examples").keys)
     got, want = (x.read_arrow("training_examples").to_pandas().sort_values(key).reset_index(drop=True)

@@ -215,7 +215,10 @@ def run_mining(
     the per-query cap. Spark then replaces ``training_examples`` with the staged examples in one commit."""
     judging = judge_cfg is not None and cfg.use_judge
     staging = lakehouse.root / "_staging" / f"mine-{run_id}"
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
+    # A killed mining run leaves its folder behind. Mining rewrites the whole table, so two mining runs on one
+    # lakehouse never overlap usefully: every earlier run's leftovers go.
+    for old in (lakehouse.root / "_staging").glob("mine-*"):
+        shutil.rmtree(old, ignore_errors=True)
     try:
         return _mine(engines, lakehouse, cfg, split, embed_cfg, judge_cfg if judging else None, run_id, use_ray,
                      staging)
