@@ -165,8 +165,9 @@ def test_query_buckets_give_the_same_table_one_bucket_at_a_time(engines, many_qu
     many = _mine(engines, lh, bucket_queries=4, **cfg)
     parts = lh.read_arrow("training_examples").to_pandas()
     key = ["catalog", "query_norm", "product_id"]
+    # Scores to float32 rounding: a bucket's queries are embedded in their own batch (other shapes).
     pd.testing.assert_frame_equal(whole.sort_values(key).reset_index(drop=True),
-                                  parts.sort_values(key).reset_index(drop=True))
+                                  parts.sort_values(key).reset_index(drop=True), check_exact=False, atol=1e-6)
     assert (one.rows, one.by_source, one.removed) == (many.rows, many.by_source, many.removed)
     assert {"human", "ann", "random"} <= set(one.by_source) and one.removed["per_query_cap"] > 0
     assert len(seen) > 2 and max(n for _, n, _ in seen) < 14  # 14 queries per catalog, 4 buckets

@@ -108,14 +108,16 @@ def _bucket(n_buckets: int) -> Any:
 
 
 def _read_part(path: Path, catalog: str, bucket: int, columns: list[str] | None = None) -> pd.DataFrame:
-    """One (catalog, bucket) of a staged parquet folder (filters pushed down to the files)."""
+    """One (catalog, bucket) of a staged parquet folder written ``partitionBy("_b")``: only that bucket's
+    files are read (``catalog`` filtered as they stream)."""
     import pyarrow.dataset as ds
 
-    if not any(path.glob("*.parquet")):  # Sail writes no file for an empty result
+    part = path / f"_b={bucket}"
+    files = sorted(str(f) for f in part.glob("*.parquet")) if part.is_dir() else []
+    if not files:  # no row in this bucket (Sail writes no file for an empty result)
         return pd.DataFrame(columns=columns or [])
-    d = ds.dataset(str(path), format="parquet")
-    flt = (ds.field("catalog") == catalog) & (ds.field("_b") == bucket)
-    return d.to_table(columns=columns, filter=flt).to_pandas()
+    d = ds.dataset(files, format="parquet")
+    return d.to_table(columns=columns, filter=ds.field("catalog") == catalog).to_pandas()
 
 
 def _write_part(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
@@ -247,8 +249,9 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
         raise ValueError("mine: no seed examples (train-split labels or engagement) for the chosen catalogs")
     catalogs = sorted(per_catalog)
     n_buckets = max(1, -(-max(per_catalog.values()) // cfg.bucket_queries))
-    seeds.withColumn("_b", _bucket(n_buckets)).write.mode("overwrite").parquet(str(staging / "seeds"))
-    seeds = spark.read.parquet(str(staging / "seeds"))
+    seeds = seeds.withColumn("_b", _bucket(n_buckets))
+    seeds.write.mode("overwrite").partitionBy("_b").parquet(str(staging / "seeds"))
+    seeds = spark.read.parquet(str(staging / "seeds")).select(*SEED_COLUMNS)
     timings["seeds"] = time.perf_counter() - t0
     log.info("mine: %d seed queries, catalogs %s, %d bucket(s) per catalog", sum(per_catalog.values()), catalogs,
              n_buckets)
@@ -258,7 +261,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
     seeds.createOrReplaceTempView("mine_seeds")
     n_products = spark.table("in_products").where(F.col("source").isin(catalogs)).count()
     (structured_candidates(spark, cfg, n_products).withColumn("_b", _bucket(n_buckets))
-     .write.mode("overwrite").parquet(str(staging / "structured")))
+     .write.mode("overwrite").partitionBy("_b").parquet(str(staging / "structured")))
     timings["structured"] = time.perf_counter() - t
 
     dense = DenseRetriever(cfg.model, embed_cfg, engines if use_ray else None, name="mine")
@@ -290,8 +293,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
                 index, stats = catalog_index(space, cfg)
                 index_stats.append(stats)
             ann, _ = ann_candidates(space, cs, cfg, index)
-            st = _read_part(staging / "structured", catalog, b)
-            st = st.drop(columns=[c for c in st.columns if c == "_b"]).assign(rank=np.nan)
+            st = _read_part(staging / "structured", catalog, b).assign(rank=np.nan)
             cands = pd.concat([ann, st], ignore_index=True) if len(st) else ann.copy()
             cands["_p"] = cands["route"].map({r: i for i, r in enumerate(ROUTES)})
             cands = (cands.sort_values(["query_norm", "product_id", "_p"], kind="stable")
