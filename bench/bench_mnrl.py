@@ -7,7 +7,6 @@ hyper-parameters), evaluated on the dev split: one side of the step-budget exper
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,17 +22,10 @@ from bench_train import train_mnrl  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = variant_loop.arguments(steps=500, lr=5e-5)
     ap.add_argument("--lakehouse", required=True)
-    ap.add_argument("--dataset", required=True, help="BEIR folder of the dev split (strata export-beir)")
     ap.add_argument("--catalog", default="homedepot")
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--negatives", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=5e-5)
-    ap.add_argument("--seq", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
     import torch

@@ -14,7 +14,6 @@ Results of the session-4 runs are in BENCHMARKS.md (Training, "Stage 1 variants"
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,23 +28,16 @@ import variant_loop  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = variant_loop.arguments(steps=200, lr=5e-5)
     ap.add_argument("--lakehouse", required=True)
-    ap.add_argument("--dataset", required=True, help="BEIR folder of the dev split (strata export-beir)")
     ap.add_argument("--catalog", default="homedepot")
     ap.add_argument("--partials", default="graded", choices=("graded", "negative", "ignore"))
     ap.add_argument("--symmetric", type=float, default=0.0)
     ap.add_argument("--spelling", type=float, default=0.1, help="share of queries given a misspelled copy")
     ap.add_argument("--synthetic", type=int, default=0, help="template synthetic queries")
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--negatives", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--temperature", type=float, default=0.05)
-    ap.add_argument("--seq", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-dir", default=None, help="embedding cache for the evaluation")
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
     import torch

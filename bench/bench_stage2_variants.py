@@ -13,7 +13,6 @@ Stage 1 with Stage 2's sampling and schedule).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,24 +27,17 @@ import variant_loop  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = variant_loop.arguments(steps=100, lr=1e-5)
     ap.add_argument("--groups", required=True, help="groups folder written by build_groups")
     ap.add_argument("--init", required=True, help="Stage 1 model dir")
-    ap.add_argument("--dataset", required=True, help="BEIR folder of the dev split (strata export-beir)")
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rows", type=int, default=4, help="rows per query (every grade present, then filled)")
-    ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--circle", type=float, default=1.0, help="weight of the circle loss")
     ap.add_argument("--supcon", type=float, default=0.0, help="weight of the Stage 1 loss on the same batch")
     ap.add_argument("--optima", type=float, nargs=3, default=(0.0, 0.5, 1.0))
     ap.add_argument("--margins", type=float, nargs=3, default=(0.25, 0.25, 0.25))
     ap.add_argument("--gamma", type=float, default=32.0)
     ap.add_argument("--temperature", type=float, default=0.05)
-    ap.add_argument("--seq", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-train", action="store_true", help="only evaluate --init (the control)")
-    ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
     import torch

@@ -8,9 +8,23 @@ decay 0.01, gradient clipping at 1.0, and a step-seeded sampler, so two variants
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 from typing import Any, Callable
+
+
+def arguments(steps: int, lr: float) -> argparse.ArgumentParser:
+    """The options every variant script shares (its own are added by the script)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", required=True, help="BEIR folder of the dev split (strata export-beir)")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--batch", type=int, default=32, help="queries per step")
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--seq", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    return ap
 
 
 def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Callable, loss_fn: Callable,
