@@ -15,3 +15,25 @@ def test_connect_needs_remote():
 
     with pytest.raises(ValueError, match="engine.spark_remote"):
         Engines(EngineConfig(spark="connect")).spark
+
+
+def test_sail_session_timeout_is_set_per_server():
+    """The embedded server gets ``sail_session_timeout_secs`` (Sail's default 900 s ends a run's session while
+    Ray trains): a 2 s timeout ends an idle session, the default keeps it, and the environment is left as it
+    was."""
+    import os
+    import time
+
+    import pytest
+
+    from strata.config import EngineConfig
+    from strata.engines import Engines
+
+    assert EngineConfig().sail_session_timeout_secs >= 24 * 3600
+    with Engines(EngineConfig(sail_session_timeout_secs=2)) as short, Engines(EngineConfig()) as default:
+        assert short.spark.range(3).count() == 3 and default.spark.range(3).count() == 3
+        assert "SAIL_SPARK__SESSION_TIMEOUT_SECS" not in os.environ
+        time.sleep(6)
+        assert default.spark.range(2).count() == 2
+        with pytest.raises(Exception, match="not running|session"):
+            short.spark.range(2).count()

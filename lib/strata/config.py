@@ -49,6 +49,10 @@ class EngineConfig(_Model):
     spark: Literal["sail", "connect", "classic"] = "sail"
     spark_remote: str | None = Field(None, description="sc://host:port when spark=connect")
     spark_master: str = Field("local[2]", description="master URL when spark=classic")
+    sail_session_timeout_secs: int = Field(7 * 24 * 3600, ge=1, description="embedded Sail: end the Spark "
+                                           "session after this many idle seconds (Sail's own default, 900, ends "
+                                           "it while Ray trains or judges for longer); SAIL_SPARK__SESSION_"
+                                           "TIMEOUT_SECS in the environment wins")
     ray_address: str | None = Field(None, description="None starts a local Ray; 'auto' or ray://... joins one")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray (None: all)")
 

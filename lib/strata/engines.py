@@ -64,8 +64,18 @@ class Engines:
             from pysail.spark import SparkConnectServer
             from pyspark.sql import SparkSession
 
-            self._sail = SparkConnectServer(ip="127.0.0.1", port=0)
-            self._sail.start(background=True)
+            # Sail ends a session idle for spark.session_timeout_secs (default 900 s); a run's session waits
+            # idle while Ray trains or judges, then is needed again. Set for this server only.
+            key = "SAIL_SPARK__SESSION_TIMEOUT_SECS"
+            preset = key in os.environ
+            if not preset:
+                os.environ[key] = str(cfg.sail_session_timeout_secs)
+            try:
+                self._sail = SparkConnectServer(ip="127.0.0.1", port=0)
+                self._sail.start(background=True)
+            finally:
+                if not preset:
+                    del os.environ[key]
             _, port = self._sail.listening_address
             log.info("started embedded Sail Spark Connect server on port %s", port)
             # create(), not getOrCreate(): the latter hands back a cached session bound to another server.
