@@ -267,7 +267,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
     dense = DenseRetriever(cfg.model, embed_cfg, engines if use_ray else None, name="mine")
     model_id = dense.model_id
     index_stats: list[dict] = []
-    units: list[tuple[str, int]] = []
+    n_units = 0  # (catalog, bucket) passes with seeds: their staged files are numbered 0..n_units-1
     n_cands = 0
     t = time.perf_counter()
     for catalog in catalogs:
@@ -306,9 +306,9 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
             best = seeded[seeded["grade"] >= 1].groupby("query_norm")["score"].min()
             cands["positive_score"] = cands["query_norm"].map(best)
             seeded["positive_score"] = seeded["query_norm"].map(best)
-            _write_part(cands, CAND_SCHEMA, staging / "cands" / f"{len(units):06d}.parquet")
-            _write_part(seeded, SEEDED_SCHEMA, staging / "seeded" / f"{len(units):06d}.parquet")
-            units.append((catalog, b))
+            _write_part(cands, CAND_SCHEMA, staging / "cands" / f"{n_units:06d}.parquet")
+            _write_part(seeded, SEEDED_SCHEMA, staging / "seeded" / f"{n_units:06d}.parquet")
+            n_units += 1
             n_cands += len(cands)
         del products, index
     timings["ann"] = time.perf_counter() - t
@@ -337,7 +337,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
     by_source: dict[str, int] = {}
     rows = 0
     removed["per_query_cap"] = 0
-    for i in range(len(units)):
+    for i in range(n_units):
         cands = pq.read_table(str(staging / "cands" / f"{i:06d}.parquet")).to_pandas()
         seeded = pq.read_table(str(staging / "seeded" / f"{i:06d}.parquet")).to_pandas()
         if judge_cfg is not None:
