@@ -15,6 +15,7 @@ Benchmarks (each script times Strata and its peer in the same process, interleav
     train             bench_train.py   Stage 1 + 2 vs the sentence-transformers MNRL trainer: quality + speed
     train_throughput  bench_train.py --throughput-only N   Stage 1 vs MNRL examples/s, N paired repeats
     scale             bench_scale.py   (owned by issue 10 part 2; run when the script exists)
+    ingest_table      bench_ingest_table.py   catalog + labels: Spark-only table source vs the adapter, 1x..8x
 
 Inputs the benchmarks need are prepared here from the real data (../shared/data or $STRATA_DATA) with the
 `strata` CLI into a work dir (--work, default $BENCH_WORK or /tmp/strata-bench; its quick/ subdir for
@@ -374,6 +375,18 @@ def blocks_scale(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
     return [b]
 
 
+def blocks_ingest_table(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """Catalog + label ingest per factor: the Spark-only table source against the row-level adapter path."""
+    b = new_block("catalog + label ingest: table source (Spark only) vs adapter (driver)", raw, meta, doc, src)
+    for r in raw.get("summary", []):
+        b.rows.append(Row(f"{r['factor']}x Home Depot ({fmt_num(r['records'])} records), s (lower = better)",
+                          [r["table_s"]], [r["adapter_s"]], "`homedepot` adapter, same rows",
+                          ratio=r.get("time_ratio_table_adapter"),
+                          note=f"peak RSS {fmt_num(r['table_peak_mb'])} MB vs {fmt_num(r['adapter_peak_mb'])} MB; "
+                               f"same tables written: {r.get('same_counts')}"))
+    return [b]
+
+
 def blocks_generic(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
     """A results file without a dedicated renderer: provenance and its headline numbers (leaves named like a
     ratio, median, rate or hours; wall seconds only if there are none of those)."""
@@ -453,6 +466,10 @@ def _args_scale(a, p):
     return []
 
 
+def _args_ingest_table(a, p):
+    return ["--work", str(p["work"] / "ingest-table"), "--factors", "1,2" if a.quick else "1,2,4,8,16"]
+
+
 BENCHES = [
     Bench("embed", "foundation", "bench/bench_embed.py", "embed.json", blocks_embed, (), _args_embed),
     Bench("data", "data", "bench/bench_data.py", "data.json", blocks_data, (), _args_data,
@@ -466,6 +483,8 @@ BENCHES = [
     Bench("train_throughput", "train", "bench/bench_train.py", "train_throughput.json", blocks_train,
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train_tp),
     Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
+    Bench("ingest_table", "scale", "bench/bench_ingest_table.py", "ingest_table.json", blocks_ingest_table, (),
+          _args_ingest_table),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 

@@ -64,14 +64,52 @@ class EngineConfig(_Model):
         return v
 
 
+class TableSourceConfig(_Model):
+    """How a retailer's own catalog or label table maps onto ``products`` or ``labels`` (source ``table``).
+
+    Read, validated and MERGEd by Spark (``strata.ingest.table_source``): nothing passes through the driver,
+    so this is the path for catalogs of millions of products. ``columns`` maps canonical column -> source
+    column; an optional canonical column left out is NULL.
+    """
+
+    target: Literal["products", "labels"]
+    namespace: str = Field(..., min_length=1, description="the `source` value of every row (e.g. 'acme')")
+    format: Literal["auto", "parquet", "delta", "csv", "json"] = Field(
+        "auto", description="auto: delta if the folder has a _delta_log, else parquet")
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical column -> source column")
+    delimiter: str = Field(",", min_length=1, max_length=1, description="CSV only")
+    grades: dict[str, int] | None = Field(None, description="labels: raw label -> grade (0, 1, 2)")
+    grade_bins: tuple[float, float] | None = Field(
+        None, description="labels: numeric label -> grade: >= second is 2 (exact), >= first is 1, else 0")
+    label_range: tuple[float, float] | None = Field(
+        None, description="labels with grade_bins: a number outside [lo, hi] is quarantined")
+
+    @model_validator(mode="after")
+    def _mapping(self) -> "TableSourceConfig":
+        from strata.ingest.table_source import check_mapping  # the column sets live with the job
+
+        check_mapping(self)
+        return self
+
+
 class SourceConfig(_Model):
-    """One dataset to ingest: an adapter name and a path (file or folder)."""
+    """One dataset to ingest: an adapter name and a path (file or folder). ``table``: a catalog or label
+    table of the retailer's own, mapped by ``table`` (``TableSourceConfig``)."""
 
     name: Literal[
-        "homedepot", "bestbuy-small", "bestbuy-catalog", "google-taxonomy", "wands", "esci", "beir"
+        "homedepot", "bestbuy-small", "bestbuy-catalog", "google-taxonomy", "wands", "esci", "beir", "table"
     ]
     path: str = Field(..., description="absolute, or relative to data.root")
     limit: int | None = Field(None, ge=1, description="read at most this many records (demo slices)")
+    table: TableSourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _table_only_for_table(self) -> "SourceConfig":
+        if self.name == "table" and self.table is None:
+            raise ValueError("source 'table' needs a `table:` mapping (target, namespace, columns)")
+        if self.name != "table" and self.table is not None:
+            raise ValueError(f"source {self.name!r} is an adapter; `table:` applies to `name: table` only")
+        return self
 
 
 class DataConfig(_Model):

@@ -2,8 +2,10 @@
 
 Adapters parse and validate row by row in Python (the formats are zipped TSV, XML and JSON at tens of MB);
 this stage dedupes by key, builds one Spark DataFrame per table and upserts it, so the stage is idempotent:
-re-ingesting the same files leaves identical table content (and new Delta versions). Issue 3 moves the
-high-volume parsing (search logs) into Spark readers; the table contract stays the same.
+re-ingesting the same files leaves identical table content (and new Delta versions). A ``table`` source (a
+retailer's own catalog or label table, ``strata.ingest.table_source``) never enters the driver: Spark reads,
+checks and MERGEs it; so does the search log (``strata.ingest.events``). The table contract is the same on
+every path.
 
 Counts per (source, table): ``read``, ``accepted`` and ``quarantined`` are source *records*
 (read = accepted + quarantined, always); ``upserted`` is the distinct key rows written (a click-log record
@@ -140,6 +142,13 @@ def ingest(config: StrataConfig, engines: Engines, lakehouse: Lakehouse, run_id:
         task = progress.add_task("", total=len(sources))
         for src in sources:
             progress.update(task, description=src.name)
+            if src.table is not None:  # a retailer's own table: read, checked and MERGEd in Spark
+                from strata.ingest.table_source import ingest_table
+
+                counts.append(ingest_table(engines.spark, lakehouse, config.data.source_path(src), src.table,
+                                           run_id=run_id, split=config.split, limit=src.limit))
+                progress.advance(task)
+                continue
             counts += ingest_source(
                 src.name,
                 config.data.source_path(src),

@@ -21,7 +21,7 @@ import pandas as pd
 from strata.tables import Lakehouse, spec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,26 @@ def dedupe_keys(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 def upsert(spark: "SparkSession", lakehouse: Lakehouse, name: str, frame: pd.DataFrame) -> int:
     """Insert-or-update ``frame`` (unique keys) into table ``name``; returns the rows written."""
     df = lakehouse.to_spark(spark, name, frame)
+    if lakehouse.exists(name) and len(frame) == 0:
+        return 0
+    upsert_df(spark, lakehouse, name, df)
+    return len(frame)
+
+
+def upsert_df(spark: "SparkSession", lakehouse: Lakehouse, name: str, df: "DataFrame") -> None:
+    """``upsert`` for rows already in Spark (unique keys; extra columns dropped, types cast to the table's):
+    the path for inputs that must never pass through the driver."""
+    from pyspark.sql import functions as F
+
+    from strata.tables import _spark_schema
+
+    df = df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in _spark_schema(spec(name).schema).fields])
     if not lakehouse.exists(name):
         lakehouse.write(df, name, mode="overwrite")
-        return len(frame)
-    if len(frame) == 0:
-        return 0
-    if lakehouse.format == "delta":
+    elif lakehouse.format == "delta":
         _merge_delta(spark, lakehouse, name, df)
     else:
         _swap_parquet(spark, lakehouse, name, df)
-    return len(frame)
 
 
 def append(spark: "SparkSession", lakehouse: Lakehouse, name: str, frame: pd.DataFrame) -> None:
