@@ -383,7 +383,7 @@ def blocks_ingest_table(raw: dict, src: str, meta: dict | None, doc: dict | None
                           [r["table_s"]], [r["adapter_s"]], "`homedepot` adapter, same rows",
                           ratio=r.get("time_ratio_table_adapter"),
                           note=f"peak RSS {fmt_num(r['table_peak_mb'])} MB vs {fmt_num(r['adapter_peak_mb'])} MB; "
-                               f"same tables written: {r.get('same_counts')}"))
+                               f"same row counts written: {r.get('same_counts')}"))
     return [b]
 
 
