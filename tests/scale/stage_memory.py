@@ -99,21 +99,6 @@ def _step(eng, lh, step: str, embed_cfg, out: dict) -> None:
 
         run_mining(eng, lh, MineConfig(catalogs=[CATALOG], max_queries=300), SplitConfig(), embed_cfg, None,
                    "scale", use_ray=True)
-    elif step == "ingest":
-        # The catalog as a retailer's own table (the lakehouse's products, Delta) ingested by the Spark-only
-        # table source into a fresh lakehouse.
-        import shutil
-
-        from strata.config import TableSourceConfig
-        from strata.ingest.table_source import ingest_table
-        from strata.tables import Lakehouse
-
-        target = work / "ingested"
-        shutil.rmtree(target, ignore_errors=True)
-        cfg = TableSourceConfig(target="products", namespace=CATALOG, columns={
-            "product_id": "product_id", "title": "title", "description": "description", "brand": "brand",
-            "category_id": "category_id", "attributes": "attributes"})
-        ingest_table(eng.spark, Lakehouse(target), lh.path("products"), cfg, run_id="scale", split=SplitConfig())
     elif step == "full_read":
         # What embed/stage.py and mine/job.py did before streaming: the catalog's rows collected to the
         # driver, then one text per product.

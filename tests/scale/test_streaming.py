@@ -91,3 +91,16 @@ def test_query_blocks_search_like_one_call():
             np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), s1)
     finally:
         faiss.cvar.distance_compute_blas_threshold, faiss.cvar.distance_compute_blas_query_bs = old
+
+
+def test_spilled_catalog_vectors_are_a_memmap_equal_to_the_in_memory_ones(tmp_path):
+    lh = _products(tmp_path / "lh", 100)
+
+    def embed(texts, desc):
+        return np.array([[float(t.split()[1]), len(t)] for t in texts], dtype=np.float32)
+
+    ids, vecs = catalog_vectors(lh, "shop", embed, rows=20)
+    sids, svecs = catalog_vectors(lh, "shop", embed, rows=20, spill=tmp_path / "spill")
+    assert isinstance(svecs, np.memmap) and sids == ids
+    np.testing.assert_array_equal(np.asarray(svecs), vecs)
+    assert [p.name for p in (tmp_path / "spill").iterdir()] == ["vectors.f32"]  # the arrival-order file is gone

@@ -109,7 +109,7 @@ def _blank(c: "Column") -> "Column":
 def _checked(df: "DataFrame", cfg: "TableSourceConfig", split: "SplitConfig", location: str,
              limit: int | None) -> "DataFrame":
     """Canonical columns + ``_row`` (scan order), ``why`` from the row checks (NULL = passed), ``location``
-    and ``_src`` (the source columns as strings, rendered as ``raw`` for quarantined rows only)."""
+    and ``_src`` (the source columns as strings, only where a row check failed: it becomes ``raw``)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -178,6 +178,8 @@ def _checked(df: "DataFrame", cfg: "TableSourceConfig", split: "SplitConfig", lo
                .withColumn("split", split_udf(split.dev_fraction, split.salt)(F.col("query_norm"))))
     key = spec(cfg.target).keys
     keyed = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.coalesce(F.col(k), F.lit(""))) for k in key])
+    # The source record is kept only where a row check failed: accepted rows do not carry their text twice.
+    out = out.withColumn("_src", F.when(F.col("why").isNotNull(), F.col("_src")))
     return out.withColumn("location", F.concat(F.lit(f"{location}:"), keyed))
 
 
@@ -241,7 +243,9 @@ def _resolved(checked: "DataFrame", target: str) -> "DataFrame":
     out = checked.join(F.broadcast(verdict), on="_row", how="left")
     why = F.coalesce(F.col("why"), F.when(F.col("_diff") != "", F.concat(
         F.lit("duplicate key conflicts with an earlier row on "), F.col("_diff"), F.lit("; first kept"))))
-    raw = F.to_json(F.col("_src"))
+    # raw: the source record of a row that failed a check; the canonical row of a conflicting repeat.
+    raw = F.coalesce(F.to_json(F.col("_src")),
+                     F.to_json(F.struct(*[F.col(c) for c in spec(target).schema.names])))
     return (out.withColumn("why", why)
             .withColumn("_first", F.col("why").isNull() & F.coalesce(F.col("_head"), F.lit(True)))
             .withColumn("raw", F.when(F.col("why").isNotNull(),
