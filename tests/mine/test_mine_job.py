@@ -174,3 +174,36 @@ def test_query_buckets_give_the_same_table_one_bucket_at_a_time(engines, many_qu
     assert sum(n for _, n, _ in seen) == 28 and all(prebuilt for *_, prebuilt in seen)
     assert [s["catalog"] for s in many.index] == ["shop", "shop2"]  # one index per catalog
     assert not (lh.root / "_staging").exists()
+
+
+def test_ivfpq_mining_keeps_vectors_on_disk_and_scores_exactly(engines, many_queries_lakehouse, monkeypatch):
+    """``index=ivfpq``: the catalog's vectors are a disk memmap (never an in-RAM array), the index holds PQ codes
+    with its recall vs exact reported, and every score is the exact cosine (the flat run's, for the same pair)."""
+    import numpy as np
+
+    from strata.mine import job
+
+    lh = Lakehouse(many_queries_lakehouse)
+    cfg = dict(n_ann=3, rank_min=0, rank_max=6, absolute_margin=None, n_random=1, max_per_query=40)
+    _mine(engines, lh, **cfg)
+    flat = lh.read_arrow("training_examples").to_pandas()
+
+    spaces = []
+    real = job.CatalogSpace
+
+    def spy(catalog, pids, pvecs, *a):
+        spaces.append(pvecs)
+        return real(catalog, pids, pvecs, *a)
+
+    monkeypatch.setattr(job, "CatalogSpace", spy)
+    res = _mine(engines, lh, index="ivfpq", **cfg)
+    ivf = lh.read_arrow("training_examples").to_pandas()
+    assert len(spaces) == 2 and all(isinstance(v, np.memmap) for v in spaces)
+    assert [s["index"] for s in res.index] == ["IndexIVFPQ", "IndexIVFPQ"]
+    assert all(0 <= s["recall_at_rank_max"] <= 1 for s in res.index)
+    key = ["catalog", "query_norm", "product_id"]
+    both = flat.merge(ivf, on=key, suffixes=("_flat", "_ivf"))
+    assert len(both) >= len(ivf[ivf["source"] != "ann"])  # every non-ANN row is in both runs
+    np.testing.assert_allclose(both["score_ivf"], both["score_flat"], atol=1e-6)
+    np.testing.assert_allclose(both["positive_score_ivf"], both["positive_score_flat"], atol=1e-6)
+    assert not (lh.root / "_staging").exists()

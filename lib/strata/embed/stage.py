@@ -60,24 +60,50 @@ def catalog_texts(lakehouse: Lakehouse, catalog: str, rows: int, version: int | 
 
 
 def catalog_vectors(lakehouse: Lakehouse, catalog: str, embed: Callable[[list[str], str], np.ndarray], rows: int,
-                    version: int | None = None) -> tuple[list[str], np.ndarray]:
+                    version: int | None = None, spill: Path | None = None) -> tuple[list[str], np.ndarray]:
     """Every product of ``catalog`` embedded ``rows`` products at a time: (ids sorted, vectors in that order).
 
-    Driver memory: one step's texts plus the catalog's vectors (n x dim float32, what an index holds anyway),
-    never the catalog's text.
+    Driver memory: one step's texts plus the catalog's vectors (n x dim float32, what a flat index holds
+    anyway), never the catalog's text. With ``spill`` (a folder), the vectors go to disk as they come and the
+    result is a read-only ``np.memmap`` in id order (``spill/vectors.f32``): RAM holds one step and the ids,
+    for an index that reads its rows in chunks (IVF-PQ).
     """
     ids: list[str] = []
     parts: list[np.ndarray] = []
-    for step_ids, texts in catalog_texts(lakehouse, catalog, rows, version):
-        parts.append(np.asarray(embed(texts, f"{catalog} products"), dtype=np.float32))
-        ids += step_ids
-        del texts
+    raw, dim = None, 0
+    if spill is not None:
+        Path(spill).mkdir(parents=True, exist_ok=True)
+        raw = open(Path(spill) / "arrival.f32", "wb")  # noqa: SIM115 (closed below, also on error)
+    try:
+        for step_ids, texts in catalog_texts(lakehouse, catalog, rows, version):
+            v = np.ascontiguousarray(embed(texts, f"{catalog} products"), dtype=np.float32)
+            dim = v.shape[1]
+            if raw is None:
+                parts.append(v)
+            else:
+                raw.write(v.tobytes())
+            ids += step_ids
+            del texts, v
+    finally:
+        if raw is not None:
+            raw.close()
     if not ids:
         return [], np.zeros((0, 0), dtype=np.float32)
-    order = sorted(range(len(ids)), key=ids.__getitem__)  # product_id order, as Spark's orderBy gave
-    vecs = np.concatenate(parts)
-    del parts
-    return [ids[i] for i in order], np.ascontiguousarray(vecs[np.asarray(order, dtype=np.int64)])
+    order = np.asarray(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)  # product_id order, as
+    # Spark's orderBy gave
+    if raw is None:
+        vecs = np.concatenate(parts)
+        del parts
+        return [ids[i] for i in order], np.ascontiguousarray(vecs[order])
+    src = np.memmap(Path(spill) / "arrival.f32", dtype=np.float32, mode="r", shape=(len(ids), dim))
+    out = np.memmap(Path(spill) / "vectors.f32", dtype=np.float32, mode="w+", shape=(len(ids), dim))
+    for start in range(0, len(ids), rows):  # the same permutation, a step of rows at a time
+        out[start:start + rows] = src[order[start:start + rows]]
+    out.flush()
+    del src, out
+    (Path(spill) / "arrival.f32").unlink()
+    return [ids[i] for i in order], np.memmap(Path(spill) / "vectors.f32", dtype=np.float32, mode="r",
+                                               shape=(len(ids), dim))
 
 
 def embed_catalog(

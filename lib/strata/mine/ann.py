@@ -2,8 +2,9 @@
 model, taken from a rank window, plus the cosine of every mined pair and of the query's best positive.
 
 Embeddings go through the embedding cache (model id + text hash), so re-mining after a config change only
-embeds new texts. The index is exact below 200k products; above, HNSW, with its recall@rank_max checked
-against exact search on a sample of queries and reported.
+embeds new texts. The index is exact below 200k products; above, HNSW; ``mine.index=ivfpq`` for catalogs whose
+vectors should not be held in RAM (the job then passes a disk memmap). An approximate index has its
+recall@rank_max checked against exact search (read in chunks) on a sample of queries, and reported.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from strata.embed.index import build_index, search
+from strata.embed.index import build_index, build_ivfpq, exact_search_chunked, search
 from strata.mine.config import MineConfig
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,22 @@ def recall_vs_exact(space: CatalogSpace, index, k: int, sample: int, seed: int) 
     pick = rng.choice(n, size=min(sample, n), replace=False)
     q = space.query_vecs[pick]
     _, approx = search(index, q, k)
-    _, exact = search(build_index(space.product_vecs, "flat"), q, k)
-    return float(np.mean([len(set(a) & set(e)) / max(len(set(e) - {-1}), 1) for a, e in zip(approx, exact)]))
+    _, exact = exact_search_chunked(space.product_vecs, q, k)
+    return float(np.mean([len((set(a) - {-1}) & set(e)) / max(len(set(e)), 1) for a, e in zip(approx, exact)]))
 
 
 def catalog_index(space: CatalogSpace, cfg: MineConfig) -> tuple[object, dict]:
     """The FAISS index over the catalog's products and its stats (HNSW: recall vs exact on ``space``'s
     queries)."""
-    index = build_index(space.product_vecs, cfg.index)
+    if cfg.index == "ivfpq" and len(space.product_ids) >= 2:
+        index = build_ivfpq(space.product_vecs, cfg.ivf_nlist, cfg.pq_m, cfg.nprobe, cfg.ivf_train_rows, cfg.seed)
+    else:
+        index = build_index(space.product_vecs, "flat" if cfg.index == "ivfpq" else cfg.index)
     kind = type(index).__name__
     stats = {"catalog": space.catalog, "index": kind, "products": len(space.product_ids)}
-    if "HNSW" in kind:
+    if "HNSW" in kind or "IVF" in kind:
         stats["recall_at_rank_max"] = recall_vs_exact(space, index, cfg.rank_max, cfg.recall_sample, cfg.seed)
-        log.info("mine %s: HNSW recall@%d vs exact on %d queries = %.3f", space.catalog, cfg.rank_max,
+        log.info("mine %s: %s recall@%d vs exact on %d queries = %.3f", space.catalog, kind, cfg.rank_max,
                  cfg.recall_sample, stats["recall_at_rank_max"])
     return index, stats
 

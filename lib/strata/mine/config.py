@@ -21,7 +21,12 @@ class MineConfig(BaseModel):
     n_ann: int = Field(5, ge=0, description="nearest neighbours taken from the rank window")
     rank_min: int = Field(5, ge=0, description="ANN ranks [rank_min, rank_max) are candidates (0 = best)")
     rank_max: int = Field(50, ge=1)
-    index: str = Field("auto", description="auto | flat | hnsw (auto: exact below 200k products)")
+    index: str = Field("auto", description="auto | flat | hnsw | ivfpq (auto: exact below 200k products, else "
+                       "HNSW; ivfpq: the catalog's vectors stay on disk and the index holds pq_m bytes per product)")
+    ivf_nlist: int | None = Field(None, ge=1, description="ivfpq: inverted lists (None: ~4 sqrt(products))")
+    pq_m: int = Field(48, ge=1, description="ivfpq: bytes per product code (the largest divisor of dim <= this)")
+    nprobe: int = Field(32, ge=1, description="ivfpq: lists searched per query (more: better recall, slower)")
+    ivf_train_rows: int = Field(100_000, ge=1, description="ivfpq: product vectors sampled to train the index")
     recall_sample: int = Field(200, ge=0, description="queries whose ANN recall@rank_max is checked vs exact")
     absolute_margin: float | None = Field(0.05, description="without a judge: drop a negative scoring above "
                                           "positive_score - absolute_margin")
@@ -41,6 +46,6 @@ class MineConfig(BaseModel):
     def _window(self) -> "MineConfig":
         if self.rank_max <= self.rank_min:
             raise ValueError(f"rank_max ({self.rank_max}) must exceed rank_min ({self.rank_min})")
-        if self.index not in ("auto", "flat", "hnsw"):
-            raise ValueError(f"index must be auto, flat or hnsw (got {self.index!r})")
+        if self.index not in ("auto", "flat", "hnsw", "ivfpq"):
+            raise ValueError(f"index must be auto, flat, hnsw or ivfpq (got {self.index!r})")
         return self

@@ -270,10 +270,12 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
     n_units = 0  # (catalog, bucket) passes with seeds: their staged files are numbered 0..n_units-1
     n_cands = 0
     t = time.perf_counter()
-    for catalog in catalogs:
+    for ci, catalog in enumerate(catalogs):
         # Products stream through the embedder embed_cfg.stream_rows at a time: the driver holds the
         # catalog's ids and vectors (for FAISS), never its text. One index serves every query bucket.
-        pids, pvecs = catalog_vectors(lakehouse, catalog, dense.embed, embed_cfg.stream_rows)
+        # ivfpq: the vectors go to a disk memmap under the staging folder; the index holds only PQ codes.
+        spill = staging / f"vectors-{ci}" if cfg.index == "ivfpq" else None
+        pids, pvecs = catalog_vectors(lakehouse, catalog, dense.embed, embed_cfg.stream_rows, spill=spill)
         products, index = None, None
         for b in range(n_buckets):
             cs = _read_part(staging / "seeds", catalog, b, list(SEED_COLUMNS))
@@ -311,6 +313,8 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
             n_units += 1
             n_cands += len(cands)
         del products, index
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
     timings["ann"] = time.perf_counter() - t
     removed: dict[str, int] = {"candidates": n_cands}
 
