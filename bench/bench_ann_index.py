@@ -7,7 +7,8 @@ real vector + Gaussian noise of ``--noise`` per unit of norm, re-normalised): th
 synthetic around real directions, and the table says so. Queries: ``--queries`` real vectors, perturbed the
 same way. For each factor: build seconds (flat: add; ivfpq: train on 100k sampled rows + add in chunks from the
 memmap), the index's serialized bytes (what it holds in RAM), search seconds for the queries at k =
-``--k`` (the mining rank window), and recall@k of IVF-PQ against the exact top-k.
+``--k`` (the mining rank window), and recall@k against the exact top-k of IVF-PQ alone and of IVF-PQ with its
+top ``--refine`` x k re-ranked by the exact vectors read from the memmap (what mining does, ``mine.ivf_refine``).
 
     .venv/bin/python bench/bench_ann_index.py --vectors /tmp/scale/d/embed/vectors.npy --factors 1,4,16,64
 """
@@ -45,7 +46,7 @@ def main() -> None:
     import faiss
     import numpy as np
 
-    from strata.embed.index import build_index, build_ivfpq, exact_search_chunked, ivfpq_shape, search
+    from strata.embed.index import build_index, build_ivfpq, exact_search_chunked, ivfpq_shape, search, search_refined
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--vectors", default="/tmp/scale/d/embed/vectors.npy")
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--noise", type=float, default=0.3)
     ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--refine", type=int, default=4, help="re-rank the top refine x k PQ hits exactly (mine.ivf_refine)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "ann_index.json"))
     a = ap.parse_args()
@@ -75,6 +77,9 @@ def main() -> None:
             _, approx = search(ivf, q, a.k)
             ivf_search = time.perf_counter() - t0
             t0 = time.perf_counter()
+            _, refined = search_refined(ivf, vecs, q, a.k, a.refine)
+            ivf_refined_search = time.perf_counter() - t0
+            t0 = time.perf_counter()
             flat = build_index(np.asarray(vecs), "flat")
             flat_build = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -83,15 +88,18 @@ def main() -> None:
             chunked = exact_search_chunked(vecs, q[:50], a.k)[0]  # the reference mining reports against: the same
             assert np.allclose(chunked, exact_s[:50], atol=1e-5)  # scores (ids may differ among exact ties)
             recall = float(np.mean([len(set(x) & set(e)) / a.k for x, e in zip(approx, exact)]))
+            recall_refined = float(np.mean([len(set(x) & set(e)) / a.k for x, e in zip(refined, exact)]))
             nlist, m, nbits = ivfpq_shape(n, vecs.shape[1])
             row = {"factor": f, "products": n, "nlist": nlist, "m": m, "nbits": nbits, "nprobe": min(a.nprobe, nlist),
                    "flat_bytes": int(faiss.serialize_index(flat).nbytes),
                    "ivfpq_bytes": int(faiss.serialize_index(ivf).nbytes),
                    "flat_build_s": round(flat_build, 3), "ivfpq_build_s": round(ivf_build, 3),
                    "flat_search_s": round(flat_search, 3), "ivfpq_search_s": round(ivf_search, 3),
-                   "recall_at_k": round(recall, 4)}
+                   "recall_at_k": round(recall, 4), "refine": a.refine,
+                   "ivfpq_refined_search_s": round(ivf_refined_search, 3), "recall_refined_at_k": round(recall_refined, 4)}
             row["bytes_ratio_ivfpq_flat"] = round(row["ivfpq_bytes"] / row["flat_bytes"], 4)
             row["search_ratio_ivfpq_flat"] = round(ivf_search / max(flat_search, 1e-9), 4)
+            row["search_ratio_refined_flat"] = round(ivf_refined_search / max(flat_search, 1e-9), 4)
             rows.append(row)
             print(row, flush=True)
             del flat, ivf, vecs

@@ -15,7 +15,8 @@ Benchmarks (each script times Strata and its peer in the same process, interleav
     train             bench_train.py   Stage 1 + 2 vs the sentence-transformers MNRL trainer: quality + speed
     train_throughput  bench_train.py --throughput-only N   Stage 1 vs MNRL examples/s, N paired repeats
     scale             bench_scale.py   (owned by issue 10 part 2; run when the script exists)
-    ingest_table      bench_ingest_table.py   catalog + labels: Spark-only table source vs the adapter, 1x..8x
+    ingest_table      bench_ingest_table.py   catalog + labels: Spark-only table source vs the adapter, 1x..16x
+    ann_index         bench_ann_index.py      mining's IVF-PQ (memmap) vs exact flat search, 1x..64x vectors
 
 Inputs the benchmarks need are prepared here from the real data (../shared/data or $STRATA_DATA) with the
 `strata` CLI into a work dir (--work, default $BENCH_WORK or /tmp/strata-bench; its quick/ subdir for
@@ -387,6 +388,23 @@ def blocks_ingest_table(raw: dict, src: str, meta: dict | None, doc: dict | None
     return [b]
 
 
+def blocks_ann_index(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """Mining's ANN index per catalog size: IVF-PQ over a disk memmap against exact flat search in RAM."""
+    b = new_block("mining ANN index: IVF-PQ from a memmap vs exact flat (FAISS, CPU)", raw, meta, doc, src)
+    for r in raw.get("runs", []):
+        b.rows.append(Row(f"{fmt_num(r['products'])} products: search s, {fmt_num(raw.get('queries'))} queries, "
+                          f"k={raw.get('k')} (lower = better)", [r["ivfpq_search_s"]], [r["flat_search_s"]],
+                          "FAISS IndexFlatIP (exact, in RAM)", ratio=r.get("search_ratio_ivfpq_flat"),
+                          note=f"recall@k {r['recall_at_k']} at nprobe {r['nprobe']} of {r['nlist']} lists "
+                               f"({r.get('recall_refined_at_k')} re-ranking the top {r.get('refine')}k exactly, "
+                               f"{fmt_num(r.get('ivfpq_refined_search_s'))} s); index "
+                               f"{fmt_num(r['ivfpq_bytes'] / 1e6)} MB vs {fmt_num(r['flat_bytes'] / 1e6)} MB; "
+                               f"IVF-PQ build {fmt_num(r['ivfpq_build_s'])} s"))
+    b.notes.append(f"vectors: real embeddings ({raw.get('vectors')}) grown with noisy copies (noise "
+                   f"{raw.get('noise')}); queries: perturbed real vectors")
+    return [b]
+
+
 def blocks_generic(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
     """A results file without a dedicated renderer: provenance and its headline numbers (leaves named like a
     ratio, median, rate or hours; wall seconds only if there are none of those)."""
@@ -466,6 +484,10 @@ def _args_scale(a, p):
     return []
 
 
+def _args_ann_index(a, p):
+    return ["--vectors", str(p["work"] / "ann-vectors" / "vectors.npy"), "--factors", "1,4" if a.quick else "1,4,16,64"]
+
+
 def _args_ingest_table(a, p):
     return ["--work", str(p["work"] / "ingest-table"), "--factors", "1,2" if a.quick else "1,2,4,8,16"]
 
@@ -485,6 +507,8 @@ BENCHES = [
     Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
     Bench("ingest_table", "scale", "bench/bench_ingest_table.py", "ingest_table.json", blocks_ingest_table, (),
           _args_ingest_table),
+    Bench("ann_index", "scale", "bench/bench_ann_index.py", "ann_index.json", blocks_ann_index, ("embed_vectors",),
+          _args_ann_index),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 
@@ -732,6 +756,10 @@ class Runner:
                 "--set", f"mine.max_queries={'200' if quick else 'null'}", *(["--set", "mine.n_ann=0"] if quick else []),
                 "--set", f"embed.cache_dir={self.work / 'embed-cache'}"]
         st["mining"] = Step("mining", self._strata(*mine), ("lakehouse", "enrich", "features"))
+        # Real product vectors for the ANN-index benchmark: the Home Depot catalog (titles) through the embed stage.
+        st["embed_vectors"] = Step("embed_vectors", self._strata(
+            "embed", "--lakehouse", str(lh), "--catalog", "homedepot", "--out", str(self.work / "ann-vectors"),
+            "--max-seq-length", "32", "--cache-dir", str(self.work / "embed-cache")), ("ingest-homedepot",))
         if a.judge:
             st["judge"] = Step("judge", [], (), need(a.judge))
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strata.embed.index import build_index, search
+from strata.embed.index import build_index, search, search_refined
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -79,3 +79,8 @@ def test_ivfpq_from_a_memmap_finds_most_exact_neighbours(tmp_path) -> None:
     recall = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(approx, exact)])
     assert recall > 0.6, recall  # PQ codes of 1 byte per 1 dim here; nprobe 32 of 205 lists
     assert np.mean(approx[:, 0] == exact[:, 0]) > 0.9  # the query's own vector comes first
+    s, refined = search_refined(index, mm, queries, 20, factor=4)  # the shortlist re-ranked exactly
+    r_refined = np.mean([len(set(a) & set(e)) / 20 for a, e in zip(refined, exact)])
+    assert r_refined > max(recall, 0.9), (recall, r_refined)
+    np.testing.assert_allclose(s, np.take_along_axis(queries @ docs.T, refined, axis=1), atol=1e-5)
+    assert (np.diff(s, axis=1) <= 1e-7).all()  # exact scores, best first

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from strata.embed.index import build_index, build_ivfpq, exact_search_chunked, search
+from strata.embed.index import build_index, build_ivfpq, exact_search_chunked, search, search_refined
 from strata.mine.config import MineConfig
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,16 @@ def embed_space(catalog: str, product_ids: list[str], product_texts: list[str], 
                         qtexts, embed(qtexts, f"{catalog} queries"))
 
 
-def recall_vs_exact(space: CatalogSpace, index, k: int, sample: int, seed: int) -> float:
+def ann_search(space: CatalogSpace, index, queries: np.ndarray, k: int, cfg: MineConfig) -> np.ndarray:
+    """Row ids of the top ``k`` products per query: IVF-PQ hits re-ranked exactly (``cfg.ivf_refine``), any
+    other index as it answers."""
+    if "IVF" in type(index).__name__ and cfg.ivf_refine > 1:
+        return search_refined(index, space.product_vecs, queries, k, cfg.ivf_refine)[1]
+    return search(index, queries, k)[1]
+
+
+def recall_vs_exact(space: CatalogSpace, index, k: int, sample: int, seed: int,
+                    cfg: MineConfig | None = None) -> float:
     """Mean share of the exact top-k found by ``index`` on ``sample`` random queries."""
     n = len(space.query_texts)
     if n == 0 or sample <= 0:
@@ -77,7 +86,7 @@ def recall_vs_exact(space: CatalogSpace, index, k: int, sample: int, seed: int) 
     rng = np.random.default_rng(seed)
     pick = rng.choice(n, size=min(sample, n), replace=False)
     q = space.query_vecs[pick]
-    _, approx = search(index, q, k)
+    approx = ann_search(space, index, q, k, cfg) if cfg is not None else search(index, q, k)[1]
     _, exact = exact_search_chunked(space.product_vecs, q, k)
     return float(np.mean([len((set(a) - {-1}) & set(e)) / max(len(set(e)), 1) for a, e in zip(approx, exact)]))
 
@@ -92,7 +101,7 @@ def catalog_index(space: CatalogSpace, cfg: MineConfig) -> tuple[object, dict]:
     kind = type(index).__name__
     stats = {"catalog": space.catalog, "index": kind, "products": len(space.product_ids)}
     if "HNSW" in kind or "IVF" in kind:
-        stats["recall_at_rank_max"] = recall_vs_exact(space, index, cfg.rank_max, cfg.recall_sample, cfg.seed)
+        stats["recall_at_rank_max"] = recall_vs_exact(space, index, cfg.rank_max, cfg.recall_sample, cfg.seed, cfg)
         log.info("mine %s: %s recall@%d vs exact on %d queries = %.3f", space.catalog, kind, cfg.rank_max,
                  cfg.recall_sample, stats["recall_at_rank_max"])
     return index, stats
@@ -115,7 +124,7 @@ def ann_candidates(space: CatalogSpace, seeds: pd.DataFrame, cfg: MineConfig,
     qrow = np.asarray([space._qrow[q] for q in queries["query"]], dtype=np.int64)
     out = []
     for start, end in query_blocks(len(qrow)):
-        _, rows = search(index, space.query_vecs[qrow[start:end]], cfg.rank_max)
+        rows = ann_search(space, index, space.query_vecs[qrow[start:end]], cfg.rank_max, cfg)
         out += _window(queries.iloc[start:end], rows, space.product_ids, known, cfg)
     return pd.DataFrame(out, columns=["source", "catalog", "query", "query_norm", "product_id", "route", "rank"]), stats
 

@@ -27,6 +27,8 @@ class MineConfig(BaseModel):
     pq_m: int = Field(48, ge=1, description="ivfpq: bytes per product code (the largest divisor of dim <= this)")
     nprobe: int = Field(32, ge=1, description="ivfpq: lists searched per query (more: better recall, slower)")
     ivf_train_rows: int = Field(100_000, ge=1, description="ivfpq: product vectors sampled to train the index")
+    ivf_refine: int = Field(4, ge=1, description="ivfpq: re-rank the top ivf_refine x rank_max PQ hits with the "
+                            "exact vectors (1 = PQ order)")
     recall_sample: int = Field(200, ge=0, description="queries whose ANN recall@rank_max is checked vs exact")
     absolute_margin: float | None = Field(0.05, description="without a judge: drop a negative scoring above "
                                           "positive_score - absolute_margin")
