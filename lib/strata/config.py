@@ -225,6 +225,9 @@ class EmbedConfig(_Model):
         20_000, ge=1, description="catalog products read and embedded per step (embed, mining): bounds the "
         "driver's text in memory; the vectors of the whole catalog (n x dim float32) are still held"
     )
+    index: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto", description="the embed stage's index.faiss; ivfpq: the vectors stream to disk (vectors.npy is "
+        "written in chunks) and the index holds PQ codes, so the catalog's vectors are never all in RAM")
 
 
 class EvalConfig(_Model):

@@ -26,6 +26,7 @@ def embed(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="reuse vectors by text hash"),
     actor_cpus: float = typer.Option(0.5, "--actor-cpus"),
     actors: int = typer.Option(1, "--actors"),
+    index: str = typer.Option("auto", "--index", help="auto | flat | hnsw | ivfpq (vectors never all in RAM)"),
 ) -> None:
     """Embed every product of a catalog through Ray Data and build its FAISS index."""
     from strata.embed.stage import embed_catalog
@@ -33,7 +34,8 @@ def embed(
     from strata.tables import Lakehouse
 
     cfg = EmbedConfig(model=model, batch_size=batch_size, max_seq_length=max_seq_length,
-                      cache_dir=str(cache_dir) if cache_dir else None, actor_cpus=actor_cpus, actors=actors)
+                      cache_dir=str(cache_dir) if cache_dir else None, actor_cpus=actor_cpus, actors=actors,
+                      index=index)
     with Engines(EngineConfig()) as eng:
         result = embed_catalog(eng, Lakehouse(lakehouse), catalog, cfg, out)
     print(json.dumps(asdict(result), indent=2))

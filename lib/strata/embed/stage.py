@@ -112,7 +112,7 @@ def embed_catalog(
     """Embed every product of ``catalog`` through Ray Data (cached by text hash) and build the index.
 
     Products stream in ``cfg.stream_rows`` at a time (see ``catalog_vectors``), so the catalog's text is never
-    in driver memory at once.
+    in driver memory at once; with ``cfg.index="ivfpq"`` neither are its vectors (disk memmap, IVF-PQ index).
     """
     import faiss
 
@@ -124,21 +124,33 @@ def embed_catalog(
         raise FileNotFoundError(f"no products table in {lakehouse.root}: ingest a catalog first")
     version = lakehouse.version("products")
     dense = DenseRetriever(cfg.model, cfg, engines)
-    ids, vecs = catalog_vectors(lakehouse, catalog, dense.embed, cfg.stream_rows, version)
-    if not ids:
-        raise ValueError(f"catalog {catalog!r} has no products in {lakehouse.root}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    spill = out / "_spill" if cfg.index == "ivfpq" else None
+    ids, vecs = catalog_vectors(lakehouse, catalog, dense.embed, cfg.stream_rows, version, spill=spill)
+    if not ids:
+        raise ValueError(f"catalog {catalog!r} has no products in {lakehouse.root}")
     with (out / "ids.txt").open("w") as fh:
         fh.writelines(f"{p}\n" for p in ids)
-    np.save(out / "vectors.npy", vecs)
-    index = build_index(vecs)
+    if spill is None:
+        np.save(out / "vectors.npy", vecs)
+    else:  # the same .npy file, copied from the memmap a step at a time
+        npy = np.lib.format.open_memmap(out / "vectors.npy", mode="w+", dtype=np.float32, shape=vecs.shape)
+        for start in range(0, len(ids), cfg.stream_rows):
+            npy[start:start + cfg.stream_rows] = vecs[start:start + cfg.stream_rows]
+        npy.flush()
+        del npy
+    index = build_index(vecs, cfg.index)
     del vecs
+    if spill is not None:
+        import shutil
+
+        shutil.rmtree(spill, ignore_errors=True)
     if "Gpu" in type(index).__name__:  # a faiss-gpu index is written from its CPU copy
         index = faiss.index_gpu_to_cpu(index)
     faiss.write_index(index, str(out / "index.faiss"))
     result = EmbedResult(str(out), len(ids), int(index.d), dense.model_id, version,
                          round(time.perf_counter() - t0, 3))
-    (out / "meta.json").write_text(json.dumps({**asdict(result), "catalog": catalog,
+    (out / "meta.json").write_text(json.dumps({**asdict(result), "catalog": catalog, "index": type(index).__name__,
                                                "max_seq_length": cfg.max_seq_length}, indent=2) + "\n")
     return result
