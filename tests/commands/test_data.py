@@ -105,3 +105,19 @@ def test_bad_backfill_date_is_a_usage_error(tmp_path):
     r = _strata("ingest", "--source", "bestbuy-small", "--path", tmp_path, "--lakehouse", tmp_path / "lh",
                 "--backfill", "2011-09-01", "soon")
     assert r.returncode == 2 and "'soon' is not a date" in r.stderr
+
+
+def test_ingest_cli_takes_a_table_source_with_a_mapping(tmp_path):
+    """`strata ingest --source table --mapping FILE`: the user's CSV of judgments, mapped and graded in Spark."""
+    (tmp_path / "judgments.csv").write_text("q,sku,rating\ndrill,1,Exact\nsaw,2,Partial\nsaw,3,maybe\n")
+    (tmp_path / "mapping.yaml").write_text(
+        "target: labels\nnamespace: acme\nformat: csv\ncolumns: {query: q, product_id: sku, label: rating}\n"
+        "grades: {Exact: 2, Partial: 1, Irrelevant: 0}\n")
+    r = _strata("ingest", "--source", "table", "--path", tmp_path / "judgments.csv", "--lakehouse", tmp_path / "lh",
+                "--mapping", tmp_path / "mapping.yaml")
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = json.loads(r.stdout)["counts"][0]
+    assert (counts["source"], counts["read"], counts["accepted"], counts["quarantined"]) == ("acme", 3, 2, 1)
+    assert DeltaTable(str(tmp_path / "lh" / "labels")).to_pyarrow_table().num_rows == 2
+    r = _strata("ingest", "--source", "table", "--path", tmp_path / "judgments.csv", "--lakehouse", tmp_path / "lh")
+    assert r.returncode == 2 and "--mapping" in r.stderr

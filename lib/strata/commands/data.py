@@ -51,7 +51,7 @@ def _day(text: str, what: str) -> date:
 
 def ingest(
     source: str = typer.Option(..., "--source", help="homedepot | bestbuy-small | bestbuy-catalog | "
-                               "google-taxonomy | wands | esci | beir"),
+                               "google-taxonomy | wands | esci | beir | table (with --mapping)"),
     path: Path = typer.Option(..., "--path", help="the dataset file or folder"),
     lakehouse: Path = typer.Option(..., "--lakehouse", help="table root; tables at DIR/<table>"),
     limit: Optional[int] = typer.Option(None, "--limit", help="read at most N records"),
@@ -60,6 +60,9 @@ def ingest(
     backfill: Optional[tuple[str, str]] = typer.Option(
         None, "--backfill", help="FROM TO (YYYY-MM-DD, inclusive): reprocess these search-log days "
         "(bestbuy-small); without it only days after the watermark are processed"),
+    mapping: Optional[Path] = typer.Option(
+        None, "--mapping", help="--source table: a YAML file with the table mapping (target, namespace, "
+        "columns, grades...; docs/tables.md)"),
 ) -> None:
     """Load one dataset into the canonical tables (bad rows to quarantine, counts to ingest_log/run_log)."""
     from strata.engines import Engines
@@ -73,8 +76,29 @@ def ingest(
         days = (_day(backfill[0], "FROM"), _day(backfill[1], "TO"))
     lh = Lakehouse(lakehouse, fmt)
     run_id = f"ingest-{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+    table_cfg = None
+    if source == "table" or mapping is not None:
+        import yaml
+        from pydantic import ValidationError
+
+        from strata.config import TableSourceConfig
+
+        if source != "table" or mapping is None:
+            _fail("--mapping goes with --source table, and --source table needs --mapping FILE.yaml", 2)
+        try:
+            table_cfg = TableSourceConfig(**(yaml.safe_load(mapping.read_text()) or {}))
+        except (OSError, yaml.YAMLError, ValidationError, TypeError) as e:
+            _fail(f"--mapping {mapping}: {e}", 2)
     with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
         try:
+            if table_cfg is not None:
+                from strata.ingest.table_source import ingest_table
+
+                counts = [ingest_table(eng.spark, lh, path, table_cfg, run_id=run_id,
+                                       split=SplitConfig(dev_fraction=dev_fraction), limit=limit)]
+                print(json.dumps({"run_id": run_id, "counts": counts, "versions": lh.versions()}, indent=2,
+                                 default=str))
+                return
             counts = ingest_source(
                 source, path, engines=eng, lakehouse=lh, run_id=run_id, limit=limit,
                 split=SplitConfig(dev_fraction=dev_fraction), backfill=days,

@@ -30,6 +30,9 @@ def load_source(
     name: str, path: Path, *, limit: int | None = None, split: SplitConfig = SplitConfig()
 ) -> SourceData:
     """Run one adapter; the result is checked (table shapes, read = accepted + quarantined)."""
+    if name == "table":  # not an adapter: read, checked and MERGEd by Spark (strata.ingest.table_source)
+        raise KeyError("source 'table' needs a column mapping: configure it under data.sources with a `table:` "
+                       "block (docs/tables.md), or run `strata ingest --source table --mapping FILE.yaml`")
     try:
         loader = SOURCES[name]
     except KeyError:
