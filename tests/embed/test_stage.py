@@ -24,4 +24,5 @@ def test_ivfpq_embed_stage_writes_the_same_vectors_from_disk(tmp_path):
                                atol=1e-6)
     assert type(faiss.read_index(str(tmp_path / "ivf" / "index.faiss"))).__name__ == "IndexIVFPQ"
     assert json.loads((tmp_path / "ivf" / "meta.json").read_text())["index"] == "IndexIVFPQ"
-    assert not (tmp_path / "ivf" / "_spill").exists()
+    assert sorted(p.name for p in (tmp_path / "ivf").iterdir()) == ["ids.txt", "index.faiss", "meta.json",
+                                                                     "vectors.npy"]  # no spill files left

@@ -103,4 +103,5 @@ def test_spilled_catalog_vectors_are_a_memmap_equal_to_the_in_memory_ones(tmp_pa
     sids, svecs = catalog_vectors(lh, "shop", embed, rows=20, spill=tmp_path / "spill")
     assert isinstance(svecs, np.memmap) and sids == ids
     np.testing.assert_array_equal(np.asarray(svecs), vecs)
-    assert [p.name for p in (tmp_path / "spill").iterdir()] == ["vectors.f32"]  # the arrival-order file is gone
+    assert [p.name for p in (tmp_path / "spill").iterdir()] == ["vectors.npy"]  # the arrival-order file is gone
+    np.testing.assert_array_equal(np.load(tmp_path / "spill" / "vectors.npy"), vecs)  # a plain .npy file

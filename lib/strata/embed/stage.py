@@ -65,7 +65,7 @@ def catalog_vectors(lakehouse: Lakehouse, catalog: str, embed: Callable[[list[st
 
     Driver memory: one step's texts plus the catalog's vectors (n x dim float32, what a flat index holds
     anyway), never the catalog's text. With ``spill`` (a folder), the vectors go to disk as they come and the
-    result is a read-only ``np.memmap`` in id order (``spill/vectors.f32``): RAM holds one step and the ids,
+    result is a read-only ``np.memmap`` in id order (``spill/vectors.npy``): RAM holds one step and the ids,
     for an index that reads its rows in chunks (IVF-PQ).
     """
     ids: list[str] = []
@@ -96,14 +96,13 @@ def catalog_vectors(lakehouse: Lakehouse, catalog: str, embed: Callable[[list[st
         del parts
         return [ids[i] for i in order], np.ascontiguousarray(vecs[order])
     src = np.memmap(Path(spill) / "arrival.f32", dtype=np.float32, mode="r", shape=(len(ids), dim))
-    out = np.memmap(Path(spill) / "vectors.f32", dtype=np.float32, mode="w+", shape=(len(ids), dim))
+    out = np.lib.format.open_memmap(Path(spill) / "vectors.npy", mode="w+", dtype=np.float32, shape=(len(ids), dim))
     for start in range(0, len(ids), rows):  # the same permutation, a step of rows at a time
         out[start:start + rows] = src[order[start:start + rows]]
     out.flush()
     del src, out
     (Path(spill) / "arrival.f32").unlink()
-    return [ids[i] for i in order], np.memmap(Path(spill) / "vectors.f32", dtype=np.float32, mode="r",
-                                               shape=(len(ids), dim))
+    return [ids[i] for i in order], np.load(Path(spill) / "vectors.npy", mmap_mode="r")
 
 
 def embed_catalog(
@@ -126,7 +125,7 @@ def embed_catalog(
     dense = DenseRetriever(cfg.model, cfg, engines)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spill = out / "_spill" if cfg.index == "ivfpq" else None
+    spill = out if cfg.index == "ivfpq" else None  # ivfpq: catalog_vectors writes out/vectors.npy itself
     ids, vecs = catalog_vectors(lakehouse, catalog, dense.embed, cfg.stream_rows, version, spill=spill)
     if not ids:
         raise ValueError(f"catalog {catalog!r} has no products in {lakehouse.root}")
@@ -134,18 +133,8 @@ def embed_catalog(
         fh.writelines(f"{p}\n" for p in ids)
     if spill is None:
         np.save(out / "vectors.npy", vecs)
-    else:  # the same .npy file, copied from the memmap a step at a time
-        npy = np.lib.format.open_memmap(out / "vectors.npy", mode="w+", dtype=np.float32, shape=vecs.shape)
-        for start in range(0, len(ids), cfg.stream_rows):
-            npy[start:start + cfg.stream_rows] = vecs[start:start + cfg.stream_rows]
-        npy.flush()
-        del npy
     index = build_index(vecs, cfg.index)
     del vecs
-    if spill is not None:
-        import shutil
-
-        shutil.rmtree(spill, ignore_errors=True)
     if "Gpu" in type(index).__name__:  # a faiss-gpu index is written from its CPU copy
         index = faiss.index_gpu_to_cpu(index)
     faiss.write_index(index, str(out / "index.faiss"))
