@@ -102,7 +102,7 @@ def catalog_vectors(lakehouse: Lakehouse, catalog: str, embed: Callable[[list[st
     out.flush()
     del src, out
     (Path(spill) / "arrival.f32").unlink()
-    return [ids[i] for i in order], np.load(Path(spill) / "vectors.npy", mmap_mode="r")
+    return [ids[i] for i in order], np.load(Path(spill) / "vectors.npy", mmap_mode="r", allow_pickle=False)
 
 
 def embed_catalog(
