@@ -96,13 +96,11 @@ def ingest(
 
                 counts = [ingest_table(eng.spark, lh, path, table_cfg, run_id=run_id,
                                        split=SplitConfig(dev_fraction=dev_fraction), limit=limit)]
-                print(json.dumps({"run_id": run_id, "counts": counts, "versions": lh.versions()}, indent=2,
-                                 default=str))
-                return
-            counts = ingest_source(
-                source, path, engines=eng, lakehouse=lh, run_id=run_id, limit=limit,
-                split=SplitConfig(dev_fraction=dev_fraction), backfill=days,
-            )
+            else:
+                counts = ingest_source(
+                    source, path, engines=eng, lakehouse=lh, run_id=run_id, limit=limit,
+                    split=SplitConfig(dev_fraction=dev_fraction), backfill=days,
+                )
         except _job_errors() as e:
             _fail(f"ingest {source}: {e}")
     print(json.dumps({"run_id": run_id, "counts": counts, "versions": lh.versions()}, indent=2, default=str))
