@@ -82,8 +82,8 @@ def export_beir(
     from strata.tables import Lakehouse
 
     with Engines(EngineConfig()) as eng:
-        ds = export_devset(eng.spark, Lakehouse(lakehouse), dataset, out, split)
-    print(json.dumps({"out": str(out), "queries": len(ds.qrels), "docs": len(ds.corpus)}))
+        ex = export_devset(eng.spark, Lakehouse(lakehouse), dataset, out, split)
+    print(json.dumps({"out": str(out), "queries": ex.queries, "docs": ex.docs}))
 
 
 @app.command("eval")

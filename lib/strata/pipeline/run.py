@@ -89,6 +89,7 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.evaluate.devset import export_devset
     from strata.ingest.run import ingest
+    from strata.sources.beir import read_beir
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,8 +106,9 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
 
         dataset = config.eval.dataset
         with manifest.stage("devset"):
-            ds = export_devset(eng.spark, lakehouse, dataset, run_dir / "beir" / f"{dataset}-dev")
-        manifest.table_versions["devset_read"] = dict(ds.meta)
+            ex = export_devset(eng.spark, lakehouse, dataset, run_dir / "beir" / f"{dataset}-dev")
+            ds = read_beir(ex.out, split=ex.split)  # evaluation holds the corpus; the export did not
+        manifest.table_versions["devset_read"] = dict(ex.meta)
         manifest.outputs["devset"] = str(run_dir / "beir" / f"{dataset}-dev")
 
         retrievers = list(config.eval.retrievers)

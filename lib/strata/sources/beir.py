@@ -118,13 +118,15 @@ def read_beir(folder: str | Path, split: str | None = None) -> BeirDataset:
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, split=qp.stem, name=folder.name)
 
 
-def write_beir(ds: BeirDataset, folder: str | Path) -> Path:
-    """Write a BEIR folder (only queries that have qrels go to queries.jsonl)."""
+def write_beir(ds: BeirDataset, folder: str | Path, corpus: bool = True) -> Path:
+    """Write a BEIR folder (only queries that have qrels go to queries.jsonl). ``corpus=False`` leaves
+    ``corpus.jsonl`` to the caller (the dev-set export streams it)."""
     folder = Path(folder)
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
-        for did, d in ds.corpus.items():
-            f.write(json.dumps({"_id": did, "title": d.get("title", ""), "text": d.get("text", "")}) + "\n")
+    if corpus:
+        with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
+            for did, d in ds.corpus.items():
+                f.write(json.dumps({"_id": did, "title": d.get("title", ""), "text": d.get("text", "")}) + "\n")
     with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
         for qid, text in ds.queries.items():
             if qid in ds.qrels:
