@@ -65,14 +65,14 @@ def write_inputs(data_root: Path, work: Path, k: int) -> tuple[Path, Path]:
     return csv_path, pq_path
 
 
-def child(path: str, k: int, work: Path) -> dict:
+def child(path: str, k: int, work: Path, data: Path) -> dict:
     from strata.config import EngineConfig, SplitConfig, TableSourceConfig
     from strata.engines import Engines
     from strata.ingest.run import ingest_source
     from strata.ingest.table_source import ingest_table
     from strata.tables import Lakehouse
 
-    csv_path, pq_path = write_inputs(Path(os.environ["STRATA_DATA"]), work, k)
+    csv_path, pq_path = write_inputs(data, work, k)
     lh = Lakehouse(work / f"x{k}" / f"lh-{path}")
     shutil.rmtree(lh.root, ignore_errors=True)
     with Engines(EngineConfig()) as eng:
@@ -98,18 +98,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--factors", default="1,2,4,8")
     ap.add_argument("--work", default="/tmp/strata-bench-ingest-table")
+    ap.add_argument("--data", default=None, help="the shared data folder (default $STRATA_DATA or ../shared/data)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest_table.json"))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     work = Path(a.work)
+    from strata.config import default_data_root
+
+    data = Path(a.data or os.environ.get("STRATA_DATA") or default_data_root())
+    if not (data / "homedepot" / "train.csv.gz").is_file():
+        raise SystemExit(f"{data}/homedepot/train.csv.gz not found: pass --data (the shared data folder)")
     if a.child:
-        print(json.dumps(child(a.child[0], int(a.child[1]), work)))
+        print(json.dumps(child(a.child[0], int(a.child[1]), work, data)))
         sys.stdout.flush()
         os._exit(0)  # skip the delta-rs teardown abort (tests/conftest.py)
     runs = []
     for k in [int(x) for x in a.factors.split(",")]:
         for path in PATHS:
-            proc = subprocess.run([sys.executable, __file__, "--work", str(work), "--child", path, str(k)],
+            proc = subprocess.run([sys.executable, __file__, "--work", str(work), "--data", str(data),
+                                   "--child", path, str(k)],
                                   capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 raise SystemExit(proc.stdout[-2000:] + proc.stderr[-3000:])

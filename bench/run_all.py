@@ -489,7 +489,8 @@ def _args_ann_index(a, p):
 
 
 def _args_ingest_table(a, p):
-    return ["--work", str(p["work"] / "ingest-table"), "--factors", "1,2" if a.quick else "1,2,4,8,16"]
+    return ["--work", str(p["work"] / "ingest-table"), "--data", str(p["data"]),
+            "--factors", "1,2" if a.quick else "1,2,4,8,16"]
 
 
 BENCHES = [
