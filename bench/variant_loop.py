@@ -40,7 +40,7 @@ def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Call
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
 
     def embed(texts: list[str]) -> torch.Tensor:
-        return torch.nn.functional.normalize(model(model.tokenize(texts))["sentence_embedding"], dim=-1)
+        return torch.nn.functional.normalize(model(model.preprocess(texts))["sentence_embedding"], dim=-1)
 
     model.train()
     t0, pos, epoch, ema = time.perf_counter(), 0, 0, None

@@ -38,7 +38,7 @@ def _embed(model: Any, texts: list[str], device: Any):
     import torch
 
     core = model.module if hasattr(model, "module") else model
-    feats = core.tokenize(texts)
+    feats = core.preprocess(texts)  # `tokenize` is deprecated in sentence-transformers 6
     feats = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in feats.items()}
     out = model(feats)["sentence_embedding"]
     return torch.nn.functional.normalize(out, dim=-1)
