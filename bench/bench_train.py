@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--lr2", type=float, default=None, help="Stage 2 learning rate (default: the config's)")
     ap.add_argument("--supcon2", type=float, default=None,
                     help="Stage 2 supcon_weight: the Stage 1 loss added to the circle loss (default: the config's)")
+    ap.add_argument("--circle2", type=float, default=None, help="Stage 2 circle-loss weight (default: the config's)")
     ap.add_argument("--partials", default=None, help="Stage 1 treatment of partial matches (default: the config's)")
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--skip-train", action="store_true", help="evaluate models already under --work")
@@ -165,7 +166,9 @@ def main() -> None:
                               "lr": a.lr, "epochs": 100, **({"partials": a.partials} if a.partials else {})},
                       stage2={"max_steps": a.steps2, "queries_per_batch": a.batch, "rows_per_query": 1 + a.negatives,
                               "epochs": 100, **({"lr": a.lr2} if a.lr2 else {}),
-                              **({"supcon_weight": a.supcon2} if a.supcon2 is not None else {})})
+                              **({"supcon_weight": a.supcon2} if a.supcon2 is not None else {}),
+                              **({"circle_weight": a.circle2} if a.circle2 is not None else {})})
+    res["stage2_config"] = cfg.stage2.model_dump()
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
         # The peer's data: the same query groups, without Strata's augmentation.
         groups = read_groups(build_groups(eng.spark, lh, work / "peer_groups", [a.catalog]))

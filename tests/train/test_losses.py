@@ -170,3 +170,7 @@ def test_stage2_loop_loss_follows_supcon_weight():
     both = _loss({**base, "supcon_weight": 0.5})
     assert isinstance(both, WeightedLossSum) and both.weights == [1.0, 0.5]
     assert both.losses[1].temperature == 0.05 and both.losses[1].partials == "graded"
+    light = _loss({**base, "supcon_weight": 1.0, "circle_weight": 0.25})
+    assert light.weights == [0.25, 1.0] and isinstance(light.losses[0], MultiClassCircleLoss)
+    alone = _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.5})
+    assert isinstance(alone, WeightedLossSum) and alone.weights == [0.5]

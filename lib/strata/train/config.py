@@ -33,6 +33,8 @@ class Stage2Config(StageConfig):
     gamma: float = Field(32.0, gt=0)
     in_batch_negatives: bool = True
     rows_per_query: int = Field(8, ge=2)
+    circle_weight: float = Field(0.25, gt=0, description="weight of the multi-class circle loss (1 with "
+                                 "supcon_weight=0 = the paper's loss alone); on Home Depot nDCG@10 falls as it grows")
     supcon_weight: float = Field(1.0, ge=0, description="add this weight x the Stage 1 loss (its temperature "
                                  "and partials) to the circle loss; 0 = circle loss alone (the paper's)")
 

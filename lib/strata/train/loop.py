@@ -28,10 +28,11 @@ def _loss(cfg: dict[str, Any]):
         return GradedSupConLoss(cfg["temperature"], cfg.get("partials", "negative"), cfg.get("symmetric", 0.0))
     circle = MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
                                   cfg["in_batch_negatives"])
+    cw = float(cfg.get("circle_weight", 1.0))
     if not cfg.get("supcon_weight"):
-        return circle
+        return circle if cw == 1.0 else WeightedLossSum((cw, circle))
     supcon = GradedSupConLoss(cfg["supcon_temperature"], cfg.get("supcon_partials", "graded"))
-    return WeightedLossSum((1.0, circle), (cfg["supcon_weight"], supcon))
+    return WeightedLossSum((cw, circle), (cfg["supcon_weight"], supcon))
 
 
 def _embed(model: Any, texts: list[str], device: Any):
