@@ -179,11 +179,16 @@ def main() -> None:
             Path(a.out).write_text(json.dumps(res, indent=2, default=str))
             print(json.dumps(res["throughput"], indent=2))
             return
-        if not a.skip_train:
+        peer = reusable_peer(a)
+        if a.skip_train:  # evaluate what an earlier run under --work trained (its summary, if written)
+            if (work / "strata" / "train.json").is_file():
+                res["strata"] = {"stages": json.loads((work / "strata" / "train.json").read_text())["stages"]}
+            if peer:
+                res["mnrl"] = {**peer, "reused_from": a.reuse_peer}
+        else:
             with PeakRSS(every=0.5, include_self=True) as mem:
                 ours = train(eng, lh, cfg, "both", work / "strata")
             res["strata"] = {"stages": ours["stages"], "peak_rss_mb": round(mem.peak / 2**20)}
-            peer = reusable_peer(a)
             if peer:
                 res["mnrl"] = {**peer, "reused_from": a.reuse_peer}
             else:
@@ -196,7 +201,7 @@ def main() -> None:
                 res["throughput_ratio_stage1_vs_st"] = round(s1["examples_per_s"] / res["mnrl"]["examples_per_s"], 3)
         ds = read_beir(a.dataset, split="dev")
         models = {"stage1": str(work / "strata" / "stage1" / "model"), "stage1+2": str(work / "strata" / "model"),
-                  "mnrl": str(work / "mnrl" / "model")}
+                  "mnrl": str((res.get("mnrl") or {}).get("model") or work / "mnrl" / "model")}
         if a.stage2_lakehouse:
             jdir = work / "strata-judged"
             if not (jdir / "model").is_dir():
