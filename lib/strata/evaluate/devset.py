@@ -10,12 +10,11 @@ form for notebooks and small catalogs.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from strata.sources.beir import BeirDataset, write_beir
+from strata.sources.beir import BeirDataset, corpus_line, write_beir
 from strata.tables import Lakehouse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,7 +149,7 @@ def export_devset(
                 did = str(pid)
                 if did in labelled:
                     seen_labelled.add(did)
-                lines.append(json.dumps({"_id": did, "title": title or "", "text": desc or ""}))
+                lines.append(corpus_line(did, title or "", desc or ""))
             if lines:
                 f.write("\n".join(lines) + "\n")
             docs += len(lines)

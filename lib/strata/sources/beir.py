@@ -118,6 +118,11 @@ def read_beir(folder: str | Path, split: str | None = None) -> BeirDataset:
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, split=qp.stem, name=folder.name)
 
 
+def corpus_line(doc_id: str, title: str, text: str) -> str:
+    """One ``corpus.jsonl`` record (no newline): the format ``write_beir`` and the streamed export share."""
+    return json.dumps({"_id": doc_id, "title": title, "text": text})
+
+
 def write_beir(ds: BeirDataset, folder: str | Path, corpus: bool = True) -> Path:
     """Write a BEIR folder (only queries that have qrels go to queries.jsonl). ``corpus=False`` leaves
     ``corpus.jsonl`` to the caller (the dev-set export streams it)."""
@@ -126,7 +131,7 @@ def write_beir(ds: BeirDataset, folder: str | Path, corpus: bool = True) -> Path
     if corpus:
         with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
             for did, d in ds.corpus.items():
-                f.write(json.dumps({"_id": did, "title": d.get("title", ""), "text": d.get("text", "")}) + "\n")
+                f.write(corpus_line(did, d.get("title", ""), d.get("text", "")) + "\n")
     with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
         for qid, text in ds.queries.items():
             if qid in ds.qrels:
