@@ -30,8 +30,9 @@ def arguments(steps: int, lr: float) -> argparse.ArgumentParser:
 def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Callable, loss_fn: Callable,
           seed: int = 13) -> tuple[float, float | None]:
     """``steps`` optimizer steps over ``data`` (pandas groups, reshuffled each epoch); returns (seconds, loss
-    EMA). ``sample(batch_dict, rng)`` -> (queries, texts, owner, grade, pid); ``loss_fn(q, p, owner, grade,
-    pid)`` -> scalar."""
+    EMA). ``sample(batch_dict, rng)`` -> (queries, texts, owner, grade, pid, *extra); ``loss_fn(q, p, owner,
+    grade, pid, *extra)`` -> scalar (every column of ``data`` reaches ``sample``; ``extra`` lists become
+    tensors)."""
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -52,9 +53,8 @@ def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Call
             pos = 0
         b = data.iloc[pos:pos + batch]
         pos += batch
-        q, t, o, g, p = sample({k: list(b[k]) for k in ("query", "texts", "pids", "grades")},
-                               random.Random(f"{seed}-{step}"))
-        loss = loss_fn(embed(q), embed(t), torch.tensor(o), torch.tensor(g), torch.tensor(p))
+        q, t, *rest = sample({k: list(b[k]) for k in b.columns}, random.Random(f"{seed}-{step}"))
+        loss = loss_fn(embed(q), embed(t), *(torch.tensor(x) for x in rest))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

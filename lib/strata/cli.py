@@ -100,8 +100,15 @@ def eval_(
     ),
     ray: bool = typer.Option(True, "--ray/--no-ray", help="embed through Ray Data (default) or in-process"),
     runs_out: Optional[Path] = typer.Option(None, "--runs-out", help="also write TREC run files here"),
+    judge: Optional[Path] = typer.Option(None, "--judge", help="distilled judge for rerank:BASE models"),
+    rerank_k: int = typer.Option(20, "--rerank-k", min=2, help="top candidates the judge re-orders"),
+    rerank_alpha: float = typer.Option(1.0, "--rerank-alpha", min=0.0,
+                                       help="fused = z(base) + alpha z(judge); 0 = judge order only"),
 ) -> None:
-    """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON."""
+    """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON.
+
+    A model named rerank:BASE (BASE = baseline | bm25 | MODEL_DIR | hybrid:a+b) re-orders BASE's top
+    --rerank-k by the --judge."""
     from strata.engines import Engines
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.sources.beir import BeirFormatError, read_beir
@@ -111,12 +118,26 @@ def eval_(
     except BeirFormatError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
+    from strata.evaluate.rerank import RerankConfig, rerank_base
+
+    rr = None
+    try:
+        reranked = [m for m in model if rerank_base(m)]
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    if reranked:
+        if judge is None:
+            console.print("[red]error:[/red] a rerank:BASE model needs --judge JUDGE_DIR")
+            raise typer.Exit(2)
+        rr = RerankConfig(judge=str(judge), k=rerank_k, alpha=rerank_alpha or None)
     embed_cfg = EmbedConfig(batch_size=batch_size, max_seq_length=max_seq_length, actor_cpus=0.5)
-    engines = Engines(EngineConfig()) if ray and any(m != "bm25" for m in model) else None
+    lexical = ("bm25", "rerank:bm25")
+    engines = Engines(EngineConfig()) if ray and any(m not in lexical for m in model) else None
     try:
         result = evaluate_beir(
             ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries,
-            runs_out=runs_out,
+            runs_out=runs_out, rerank=rr,
         )
     finally:
         if engines is not None:

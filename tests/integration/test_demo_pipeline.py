@@ -23,7 +23,7 @@ def demo_run(data_root, engines, tmp_path_factory):
             "data.sources=[{name: homedepot, path: homedepot/train.csv.gz, limit: 4000},"
             " {name: google-taxonomy, path: google-taxonomy/taxonomy-with-ids.en-US.txt, limit: 300},"
             " {name: bestbuy-small, path: bestbuy-small, limit: 500}]",
-            "eval.max_queries=60",
+            "eval.max_queries=60", "eval.rerank_k=5",  # + rerank:RUN_DIR/model by the run's judge
             "embed.batch_size=64",
             # the training loop, kept tiny: a 1-layer judge on 600 pairs, 40 mined queries, 3 + 2 steps
             "pipeline.judge_layers=1", "pipeline.judge_max_pairs=600", "mine.max_queries=40",
@@ -58,7 +58,12 @@ def test_training_loop_left_judge_examples_and_model(demo_run):
 
 def test_metrics_are_real_numbers_for_both_retrievers(demo_run):
     m = json.loads((demo_run.run_dir / "metrics.json").read_text())
-    assert set(m["retrievers"]) == {"baseline", "bm25", "hybrid", str(demo_run.run_dir / "model")}
+    model = str(demo_run.run_dir / "model")
+    assert set(m["retrievers"]) == {"baseline", "bm25", "hybrid", model, f"rerank:{model}"}
+    rr = m["retrievers"][f"rerank:{model}"]
+    judge = json.loads((demo_run.run_dir / "judge" / "judge.json").read_text())["judge_id"]
+    assert judge in rr["model_id"] and "k=5" in rr["model_id"]
+    assert rr["recall@100"] == m["retrievers"][model]["recall@100"]  # re-ranking keeps the candidate set
     for name, r in m["retrievers"].items():
         assert 0 < r["num_queries"] <= 60
         for k in ("ndcg@10", "recall@100", "mrr@10"):

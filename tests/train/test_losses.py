@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss
+from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss, MultiClassCircleLoss
 
 
 def _unit(*rows):
@@ -174,3 +174,45 @@ def test_stage2_loop_loss_follows_supcon_weight():
     assert light.weights == [0.25, 1.0] and isinstance(light.losses[0], MultiClassCircleLoss)
     alone = _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.5})
     assert isinstance(alone, WeightedLossSum) and alone.weights == [0.5]
+
+
+def _kl(t, s):
+    pt = [math.exp(x) for x in t]
+    ps = [math.exp(x) for x in s]
+    zt, zs = sum(pt), sum(ps)
+    return sum(a / zt * (math.log(a / zt) - math.log(b / zs)) for a, b in zip(pt, ps))
+
+
+@pytest.mark.parametrize("in_batch", [False, True])
+def test_distill_matches_hand_computation(in_batch):
+    ts, tt, neg = 0.1, 0.5, 0.0
+    teacher = torch.tensor([1.8, 1.2, 0.3, 1.5, 0.4], dtype=torch.float64)
+    got = ListwiseDistillLoss(ts, tt, in_batch, neg)(Q, P, OWNER, teacher).item()
+    s = (Q @ P.T).numpy() / ts
+    t = teacher.numpy() / tt
+    rows = {0: (0, 1, 2), 1: (3, 4)}
+    want = []
+    for i, own in rows.items():
+        cols = range(5) if in_batch else own
+        want.append(_kl([t[j] if j in own else neg / tt for j in cols], [s[i, j] for j in cols]))
+    assert got == pytest.approx(sum(want) / 2, rel=1e-9)
+
+
+def test_distill_gradient_follows_the_teacher_order_and_is_finite():
+    # the teacher ranks row 2 above row 0 for query 0: the student's cosine of row 2 must rise, of row 0 fall
+    p = P.clone().requires_grad_(True)
+    teacher = torch.tensor([0.0, 1.0, 2.0, 1.5, 0.4], dtype=torch.float64)
+    ListwiseDistillLoss(0.1, 0.5, in_batch_negatives=False)(Q, p, OWNER, teacher).backward()
+    assert torch.isfinite(p.grad).all()
+    step = Q[0] @ (-p.grad).T  # first-order change of query 0's cosines under a gradient step
+    assert step[2] > 0 > step[0]
+
+
+def test_distill_skips_single_row_lists_and_masks_copies():
+    q, p = Q, P[:2]
+    owner, teacher, pid = torch.tensor([0, 1]), torch.tensor([2.0, 1.0], dtype=torch.float64), torch.tensor([7, 7])
+    # each query has one row and the other query's row is a copy of its own product: nothing to order
+    assert ListwiseDistillLoss()(q, p, owner, teacher, pid).item() == 0.0
+    assert ListwiseDistillLoss()(q, p, owner, teacher).item() > 0.0  # without ids the other row is a negative
+    with pytest.raises(ValueError):
+        ListwiseDistillLoss(student_temperature=0.0)

@@ -1,7 +1,8 @@
 """Full-corpus evaluation of several retrievers on one BEIR dataset.
 
-Every retriever searches the whole corpus (no re-ranking of a candidate list), so dense and lexical
-numbers are comparable with each other and with published BEIR results. Runs can be written as TREC
+Every retriever searches the whole corpus, so dense and lexical numbers are comparable with each other
+and with published BEIR results; ``rerank:BASE`` (``strata.evaluate.rerank``) is the one two-stage retriever:
+BASE's full-corpus run with its top K re-ordered by the judge. Runs can be written as TREC
 files so another toolkit (trec_eval, pytrec_eval, ranx) can re-score exactly what was scored here.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from strata.config import EmbedConfig
 from strata.evaluate.fusion import hybrid_components, rrf
 from strata.evaluate.metrics import DEFAULT_METRICS, evaluate_run, write_trec_run
+from strata.evaluate.rerank import RerankConfig, judge_scorer, rerank_base, rerank_run
 from strata.evaluate.retrievers import make_retriever
 from strata.sources.beir import BeirDataset
 
@@ -50,6 +52,7 @@ def evaluate_beir(
     max_queries: int | None = None,
     runs_out: Path | None = None,
     pair_sims: dict | None = None,
+    rerank: RerankConfig | None = None,
 ) -> dict:
     """Index ``ds.corpus`` (title + text) with each retriever, search the judged queries, score them.
 
@@ -69,11 +72,23 @@ def evaluate_beir(
         "retrievers": {},
     }
     computed: dict[str, tuple[dict, str, dict]] = {}  # name -> (run, model_id, seconds)
+    if any(rerank_base(r) for r in retrievers) and rerank is None:
+        raise ValueError("a rerank:BASE retriever needs a judge (RerankConfig; strata eval --judge)")
+    scorer: list = []  # the judge, loaded on first use
 
     def _search(rname: str) -> tuple[dict, str, dict]:
         if rname not in computed:
-            parts = hybrid_components(rname)
-            if parts:  # reciprocal-rank fusion of component runs (each indexed once at most)
+            parts, base = hybrid_components(rname), rerank_base(rname)
+            if base:
+                base_run, base_id, _ = _search(base)
+                if not scorer:
+                    scorer.append(judge_scorer(rerank))
+                t0 = time.perf_counter()
+                run = rerank_run(base_run, queries, ds.doc_text, scorer[0], rerank.k, rerank.alpha)
+                secs = {"rerank": round(time.perf_counter() - t0, 3)}
+                mid = f"rerank({base_id}, {scorer[0].judge_id}, k={rerank.k}, alpha={rerank.alpha})"
+                computed[rname] = (run, mid, secs)
+            elif parts:  # reciprocal-rank fusion of component runs (each indexed once at most)
                 t0 = time.perf_counter()
                 fused = rrf([_search(p)[0] for p in parts], depth=depth)
                 secs = {"fuse": round(time.perf_counter() - t0, 3)}

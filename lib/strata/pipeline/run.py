@@ -113,8 +113,15 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
 
         retrievers = list(config.eval.retrievers)
         trained = _train_stages(config, eng, lakehouse, run_dir, manifest)
+        rerank = None
         if trained:
             retrievers.append(trained)
+            if config.eval.rerank_k and (run_dir / "judge").is_dir():
+                from strata.evaluate.rerank import RerankConfig
+
+                rerank = RerankConfig(judge=str(run_dir / "judge"), k=config.eval.rerank_k,
+                                      alpha=config.eval.rerank_alpha)
+                retrievers.append(f"rerank:{trained}")
 
         pair_sims: dict = {}  # labelled-pair cosine similarities per dense model, for score separation
         with manifest.stage("embed_index_evaluate"):
@@ -127,6 +134,7 @@ def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | N
                 max_queries=config.eval.max_queries,
                 runs_out=run_dir / "runs",
                 pair_sims=pair_sims,
+                rerank=rerank,
             )
         for name, m in evaluation.get("retrievers", {}).items():
             if m.get("model_id"):

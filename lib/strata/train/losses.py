@@ -42,6 +42,18 @@ cosine similarities s:
 averaged over (query, a, b). With the defaults o = (0, 0.5, 1), m = 0.25 the decision boundaries are
 s = 0.75 between exact and partial and s = 0.25 between partial and irrelevant: separated bands, one per
 grade, instead of the single positive/negative split of a two-class loss.
+
+**Listwise distillation (Stage 2, optional).** The judge (a cross-encoder that sees query and title together)
+orders a query's retrieved candidates better than the bi-encoder does (BENCHMARKS.md, judge re-rank). To move
+that order into the bi-encoder, each query's rows carry a teacher score t (the judge's expected grade
+p(partial) + 2 p(exact), or the human grade where one exists) and the student's cosine distribution over the
+same rows is pulled to the teacher's (RocketQAv2-style listwise KL):
+
+    P_t(j) = softmax_j( t_j / τ_t ),   P_s(j) = softmax_j( s_j / τ_s ),   L = mean_i KL(P_t(i) || P_s(i))
+
+over query i's own rows, plus the other queries' rows of the batch at teacher score ``negative_score`` when
+``in_batch_negatives``. Unlike a hard grade, the teacher's score says *how much* better one candidate is than
+another, and unlike margin-MSE the temperatures make the cosine and grade scales need no alignment.
 """
 
 from __future__ import annotations
@@ -153,6 +165,34 @@ class MultiClassCircleLoss(nn.Module):
         if not terms:
             return (s * 0).sum()
         return torch.cat(terms).mean()
+
+
+class ListwiseDistillLoss(nn.Module):
+    """KL(teacher || student) over each query's rows; ``grade`` holds the teacher scores (float)."""
+
+    def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.5,
+                 in_batch_negatives: bool = True, negative_score: float = 0.0):
+        super().__init__()
+        if student_temperature <= 0 or teacher_temperature <= 0:
+            raise ValueError(f"temperatures must be > 0 (got {student_temperature}, {teacher_temperature})")
+        self.ts, self.tt = student_temperature, teacher_temperature
+        self.in_batch_negatives, self.negative_score = in_batch_negatives, negative_score
+
+    def forward(self, q: torch.Tensor, p: torch.Tensor, owner: torch.Tensor, grade: torch.Tensor,
+                pid: torch.Tensor | None = None) -> torch.Tensor:
+        B = q.shape[0]
+        s = q @ p.T / self.ts  # (B, N)
+        own = owner.unsqueeze(0) == torch.arange(B, device=q.device).unsqueeze(1)
+        member = own | ~_same_product(owner, pid, B) if self.in_batch_negatives else own
+        t = torch.where(own, grade.to(s.dtype).unsqueeze(0).expand(B, -1),
+                        torch.full_like(s, self.negative_score)) / self.tt
+        keep = member.sum(dim=1) >= 2  # a list of one has nothing to order
+        if not keep.any():
+            return (s * 0).sum()
+        log_ps = torch.log_softmax(s.masked_fill(~member, float("-inf")), dim=1)
+        log_pt = torch.log_softmax(t.masked_fill(~member, float("-inf")), dim=1)
+        kl = torch.where(member, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s)).sum(dim=1)
+        return kl[keep].mean()
 
 
 class WeightedLossSum(nn.Module):
