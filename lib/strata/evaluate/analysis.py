@@ -91,8 +91,8 @@ def evaluated_queries(ds, evaluation: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _dense_model(name: str) -> str | None:
-    if name in LEXICAL or name == HYBRID or name.startswith(HYBRID + ":"):
-        return None
+    if name in LEXICAL or name == HYBRID or name.startswith(HYBRID + ":") or name.startswith("rerank:"):
+        return None  # no vectors of its own (a re-ranked run's embeddings are its base model's)
     return name
 
 
