@@ -18,6 +18,7 @@ from typing import Any
 
 from strata.evaluate.beir_eval import run_file_name, sample_queries
 from strata.evaluate.fusion import DEFAULT_COMPONENTS, HYBRID, rrf
+from strata.evaluate.rerank import RERANK
 from strata.evaluate.metrics import evaluate_run, write_trec_run
 from strata.evaluate.significance import paired_bootstrap
 from strata.evaluate.slices import SpellingVocab, assign_slices, popularity_source, slice_metrics
@@ -91,7 +92,7 @@ def evaluated_queries(ds, evaluation: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _dense_model(name: str) -> str | None:
-    if name in LEXICAL or name == HYBRID or name.startswith(HYBRID + ":") or name.startswith("rerank:"):
+    if name in LEXICAL or name == HYBRID or name.startswith(HYBRID + ":") or name.startswith(RERANK + ":"):
         return None  # no vectors of its own (a re-ranked run's embeddings are its base model's)
     return name
 
