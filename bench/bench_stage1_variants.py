@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=0, help="template synthetic queries")
     ap.add_argument("--negatives", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.05)
+    ap.add_argument("--hard-temperature", type=float, default=None,
+                    help="draw irrelevant rows with weight exp(mining score / T) (default: uniform)")
     ap.add_argument("--cache-dir", default=None, help="embedding cache for the evaluation")
     a = ap.parse_args()
 
@@ -64,7 +66,8 @@ def main() -> None:
     model.max_seq_length = a.seq
     secs, ema = variant_loop.train(
         model, data, a.steps, a.batch, a.lr,
-        lambda b, rng: sample_batch(b, 1, rng, a.negatives, partials=a.partials),
+        lambda b, rng: sample_batch(b, 1, rng, a.negatives, partials=a.partials,
+                                    hard_temperature=a.hard_temperature),
         GradedSupConLoss(a.temperature, a.partials, a.symmetric))
     model.save(str(out / "model"))
     quality = variant_loop.evaluate(str(out / "model"), a.dataset, a.seq, a.cache_dir)

@@ -38,3 +38,45 @@ def test_modes_fill_up_when_a_query_lacks_irrelevant_rows():
     # a partial-only query: its partials are its positives' pool, nothing is invented
     g = {"query": ["q"], "texts": [["p", "z"]], "pids": [[1, 2]], "grades": [[1, 0]]}
     assert _grades("graded", 0, group=g) == [1, 0]
+
+
+# Hard-negative draws: 6 irrelevant rows, two hard (mining cosine 0.6) and four easy (0.1).
+HARD = {"query": ["drill"], "texts": [["e", "h1", "h2", "r1", "r2", "r3", "r4"]], "pids": [[1, 2, 3, 4, 5, 6, 7]],
+        "grades": [[2, 0, 0, 0, 0, 0, 0]], "scores": [[0.7, 0.6, 0.6, 0.1, 0.1, 0.1, 0.1]]}
+
+
+def _texts(seed: int, temperature: float | None, negatives: int = 2) -> list[str]:
+    return sample_batch(HARD, 1, random.Random(seed), negatives=negatives, partials="graded",
+                        hard_temperature=temperature)[1]
+
+
+def test_hard_temperature_prefers_high_scoring_negatives():
+    def hard_share(t: float | None) -> float:
+        got = [x for s in range(400) for x in _texts(s, t)[1:]]
+        return sum(x.startswith("h") for x in got) / len(got)
+
+    # uniform: 2 hard of 6 -> 1/3 of the draws; T = 0.1: weight ratio e^5 ~ 148 -> nearly all hard;
+    # T = 1: ratio e^0.5 -> a mild preference (still sees easy rows)
+    assert 0.27 < hard_share(None) < 0.40
+    assert hard_share(0.1) > 0.95
+    assert 0.38 < hard_share(1.0) < 0.60
+
+
+def test_hard_draw_is_without_replacement_and_seeded():
+    for s in range(50):
+        got = _texts(s, 0.2, negatives=6)
+        assert sorted(got) == sorted(HARD["texts"][0]) and got[0] == "e"
+    assert _texts(3, 0.2) == _texts(3, 0.2)
+
+
+def test_uniform_draw_ignores_scores():
+    # Without a temperature the scores column is not read: the draw equals that of a group without it.
+    plain = {k: v for k, v in HARD.items() if k != "scores"}
+    for s in range(20):
+        assert _texts(s, None) == sample_batch(plain, 1, random.Random(s), negatives=2, partials="graded")[1]
+
+
+def test_hard_temperature_without_scores_is_a_clear_error():
+    plain = {k: v for k, v in HARD.items() if k != "scores"}
+    with pytest.raises(ValueError, match="scores column"):
+        sample_batch(plain, 1, random.Random(0), negatives=2, partials="graded", hard_temperature=0.1)

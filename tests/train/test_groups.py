@@ -16,7 +16,8 @@ from tests.train.conftest import example_rows, product_rows
 
 def _pandas_groups(examples: list[dict], products: list[dict]) -> pd.DataFrame:
     """The pre-Spark loader (``load_groups`` until session 5): pandas over the whole table, kept as the oracle."""
-    ex = pd.DataFrame(examples)[["catalog", "query", "query_norm", "product_id", "grade", "synthetic"]]
+    ex = pd.DataFrame(examples)[["catalog", "query", "query_norm", "product_id", "grade", "score", "synthetic"]]
+    ex = ex.assign(score=ex["score"].astype(float).fillna(0.0))  # no mining score counts as 0 (easy)
     pr = pd.DataFrame(products)
     pr = pr.assign(text=[product_text(t, d) for t, d in zip(pr["title"], pr["description"])])
     ex = ex.merge(pr[["source", "product_id", "text"]], left_on=["catalog", "product_id"],
@@ -24,7 +25,7 @@ def _pandas_groups(examples: list[dict], products: list[dict]) -> pd.DataFrame:
     ex = ex.sort_values(["catalog", "query_norm", "product_id"])
     return ex.groupby(["catalog", "query_norm"], sort=True).agg(
         query=("query", "first"), texts=("text", list), product_ids=("product_id", list), grades=("grade", list),
-        synthetic=("synthetic", "any")).reset_index()
+        scores=("score", list), synthetic=("synthetic", "any")).reset_index()
 
 
 def _lakehouse(tmp_path, examples, products=None):
@@ -66,6 +67,8 @@ def test_groups_equal_the_pandas_loader(spark, tmp_path, forbid_whole_reads):
         assert got[col].tolist() == want[col].tolist(), col
     assert [list(x) for x in got["texts"]] == want["texts"].tolist()
     assert [list(x) for x in got["grades"]] == want["grades"].tolist()
+    assert [list(x) for x in got["scores"]] == want["scores"].tolist()
+    assert {0.1, 0.0} <= {x for xs in got["scores"] for x in xs}  # mined rows keep theirs; human ones are 0
     # pids: one id per (catalog, product_id) across the whole table, and different products differ
     pairs = {(c, p, int(h)) for c, ps, hs in zip(want["catalog"], want["product_ids"], got["pids"])
              for p, h in zip(ps, hs)}

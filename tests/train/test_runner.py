@@ -22,7 +22,9 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "run"
-    summary = train(engines, Lakehouse(train_lakehouse), _cfg(tmp_path), "both", out, init_model=tiny_st_model)
+    # Stage 1 with the hard-negative draw: the groups' scores column reaches the Ray Train workers
+    cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2})
+    summary = train(engines, Lakehouse(train_lakehouse), cfg, "both", out, init_model=tiny_st_model)
     s1, s2 = summary["stages"]
     assert (s1["stage"], s1["steps"], s2["stage"], s2["steps"]) == (1, 4, 2, 3)
     assert summary["augmentation"]["misspelled_copies"] >= 1 and summary["synthetic_groups"] >= 1

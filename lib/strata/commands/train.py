@@ -1,4 +1,5 @@
-"""``strata train``: the two-stage fine-tune on Ray Train from ``training_examples``.
+"""``strata train``: the two-stage fine-tune on Ray Train from ``training_examples``; ``strata soup``: the
+weight average of several fine-tunes.
 
 Wired into the CLI by ``register(app)``.
 """
@@ -19,6 +20,7 @@ console = Console(stderr=True)
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("soup")(soup)
 
 
 def train(
@@ -48,3 +50,20 @@ def train(
     with Engines(EngineConfig(**{**cfg.engine.model_dump(), "ray_num_cpus": os.cpu_count()})) as eng:
         summary = run_train(eng, lh, cfg.train, stage, out, init_model)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
+
+
+def soup(
+    models: list[Path] = typer.Option(..., "--model", help="sentence-transformers dir fine-tuned from the same "
+                                      "start (repeat, >= 2)"),
+    out: Path = typer.Option(..., "--out", help="where the averaged model is saved"),
+) -> None:
+    """Average the weights of fine-tunes that share a start ("model soup"): N runs with other seeds or
+    settings, trained in parallel, become one model at no extra training cost (BENCHMARKS.md, Training)."""
+    from strata.train.soup import average_models
+
+    try:
+        path = average_models([str(m) for m in models], out)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    print(json.dumps({"model": str(path), "ingredients": [str(m) for m in models]}, indent=2))

@@ -24,6 +24,9 @@ class Stage1Config(StageConfig):
         "graded", description="partial matches: graded = positives below exact (exact > partial > irrelevant); "
         "negative = pushed away like irrelevant ones; ignore = neither")
     symmetric: float = Field(0.0, ge=0, description="weight of the reverse (product -> query) contrastive term")
+    hard_temperature: float | None = Field(
+        None, gt=0, description="draw the irrelevant rows with weight exp(mining score / T) instead of uniformly "
+        "(favours ANN / attribute / human-judged negatives over random-category ones); None = uniform")
 
 
 class Stage2Config(StageConfig):

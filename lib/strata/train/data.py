@@ -5,44 +5,73 @@ A query group keeps all of its graded products; each step samples from them with
 epoch, step, worker), so a resumed run sees exactly the batches the killed run would have seen.
 Stage 1 takes one top-grade positive and ``negatives`` others per query; Stage 2 takes up to
 ``rows_per_query`` rows with every grade the query has represented.
+
+Which irrelevant rows Stage 1 takes: uniformly by default. Mining gives most queries many *easy* negatives
+(random and cousin categories, mean cosine ~0.1 on Home Depot) and few hard ones (ANN neighbours, attribute
+flips, human-judged irrelevant: 0.3-0.55), so a uniform draw spends most negative slots on rows the in-batch
+negatives already cover. ``hard_temperature`` T draws them without replacement with weight exp(score / T) on
+the mining score (the query-product cosine of the mining model; rows without one count as 0), which favours
+the hard rows but still shows the easy ones now and then.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 
-def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: str) -> list[int]:
+def _draw(rows: list[int], k: int, rng: random.Random, scores: Sequence[float] | None,
+          hard_temperature: float | None) -> list[int]:
+    """``k`` of ``rows`` without replacement: uniform, or with weight exp(score / T) (Efraimidis-Spirakis keys:
+    the k largest u^(1/w), computed in log space so large scores cannot overflow)."""
+    k = max(0, min(k, len(rows)))
+    if hard_temperature is None or scores is None or k <= 0:
+        return rng.sample(rows, k)
+    keys = [(math.log(1.0 - rng.random()) * math.exp(-float(scores[r]) / hard_temperature), r) for r in rows]
+    return [r for _, r in sorted(keys, reverse=True)[:k]]
+
+
+def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: str,
+                 scores: Sequence[float] | None = None, hard_temperature: float | None = None) -> list[int]:
     """One top-grade row, then ``negatives`` more. ``negative``: any lower-graded rows. ``graded``: one partial
     (when the top is exact) then irrelevant rows; ``ignore``: irrelevant rows first. Both fill up with what is
-    left, so every mode sends 1 + ``negatives`` rows per query when the query has them."""
+    left, so every mode sends 1 + ``negatives`` rows per query when the query has them. Lower-graded rows are
+    drawn by ``_draw`` (uniform unless ``hard_temperature``)."""
     rows = list(range(len(gs)))
     top = max(gs)
     take = [rng.choice([r for r in rows if gs[r] == top])]
     if partials == "negative":
         rest = [r for r in rows if gs[r] < top]
-        return take + rng.sample(rest, min(negatives, len(rest)))
+        return take + _draw(rest, negatives, rng, scores, hard_temperature)
     want = 1 + negatives
     if partials == "graded" and top == 2:
         part = [r for r in rows if gs[r] == 1]
         take += [rng.choice(part)] if part and want > 1 else []
     zero = [r for r in rows if gs[r] == 0]
-    take += rng.sample(zero, min(want - len(take), len(zero)))
+    take += _draw(zero, want - len(take), rng, scores, hard_temperature)
     left = [r for r in rows if r not in take]
     return take + rng.sample(left, min(max(want - len(take), 0), len(left)))
 
 
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
-                 rows_per_query: int = 8, partials: str = "negative"
+                 rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None
                  ) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
-    """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss."""
+    """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss.
+
+    ``hard_temperature`` needs the groups' ``scores`` column (Stage 1 only)."""
+    if hard_temperature is not None and "scores" not in batch:
+        raise ValueError("hard_temperature needs the groups' scores column (groups built before it existed: "
+                         "rebuild them with build_groups)")
     queries, texts, owner, grade, pid = [], [], [], [], []
-    for i, (q, ts, ps, gs) in enumerate(zip(batch["query"], batch["texts"], batch["pids"], batch["grades"])):
+    all_scores = batch["scores"] if hard_temperature is not None else [None] * len(batch["query"])
+    for i, (q, ts, ps, gs, sc) in enumerate(zip(batch["query"], batch["texts"], batch["pids"], batch["grades"],
+                                                all_scores)):
         ts, ps, gs = list(ts), [int(x) for x in ps], [int(x) for x in gs]
         rows = list(range(len(gs)))
         if stage == 1:
-            take = _stage1_rows(gs, rng, negatives, partials)
+            take = _stage1_rows(gs, rng, negatives, partials, None if sc is None else list(sc), hard_temperature)
         else:
             by_grade: dict[int, list[int]] = {}
             for r in rows:

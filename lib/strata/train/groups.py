@@ -17,6 +17,9 @@ Everything is keyed by hashes, so the same inputs give the same files (a resumed
   and so make false in-batch negatives. (Sorting before the write is not enough: Sail drops a sort that feeds
   a file sink, and a group-by leaves groups in key order.)
 
+``scores`` holds each row's mining score (the query-product cosine of the mining model, 0 where it has
+none) for hard-negative sampling (``strata.train.data``).
+
 Columns: ``GROUP_COLUMNS`` + ``kind`` (real | misspelled | synthetic_query), ``best`` (top grade),
 ``n_grades`` (distinct grades) and ``order``: Stage 1 keeps ``best >= 1``, Stage 2 ``n_grades >= 2``.
 """
@@ -33,10 +36,11 @@ from strata.sparkfn import product_text_udf
 from strata.tables import Lakehouse
 from strata.train.augment import misspell, write_synthetic_queries
 
-GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "synthetic")
+GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "scores", "synthetic")
 COLUMNS = (*GROUP_COLUMNS, "kind", "best", "n_grades", "order")
 STAGE_FILTER = {1: ("best", 1), 2: ("n_grades", 2)}  # stage -> (column, minimum)
 MANIFEST = "_strata_groups.json"
+LAYOUT = 2  # bump when the columns change: a manifest of another layout is rebuilt, not reused
 _BUCKETS = 1_000_000  # resolution of the hash-based spelling-copy draw
 
 
@@ -88,12 +92,13 @@ def _group(rows: Any) -> Any:
     from pyspark.sql import functions as F
 
     g = rows.groupBy("catalog", "query_norm").agg(
-        F.array_sort(F.collect_list(F.struct("product_id", "query", "text", "pid", "grade"))).alias("r"),
+        F.array_sort(F.collect_list(F.struct("product_id", "query", "text", "pid", "grade", "score"))).alias("r"),
         F.coalesce(F.bool_or("synthetic"), F.lit(False)).alias("synthetic"))
     return g.select(
         "catalog", F.col("r")[0]["query"].alias("query"), "query_norm",
         F.transform("r", lambda x: x["text"]).alias("texts"), F.transform("r", lambda x: x["pid"]).alias("pids"),
-        F.transform("r", lambda x: x["grade"]).alias("grades"), "synthetic")
+        F.transform("r", lambda x: x["grade"]).alias("grades"),
+        F.transform("r", lambda x: F.coalesce(x["score"], F.lit(0.0))).alias("scores"), "synthetic")
 
 
 def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
@@ -108,10 +113,10 @@ def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
     rng = random.Random(cfg.seed)
     queries = write_synthetic_queries([r["title"] or "" for r in picked], [r["brand"] for r in picked], rng,
                                       cfg.generator)
-    rows = [(r["catalog"], q, q, [r["text"]], [int(r["pid"])], [2], True)
+    rows = [(r["catalog"], q, q, [r["text"]], [int(r["pid"])], [2], [0.0], True)
             for r, q in zip(picked, queries) if q]
     schema = ("catalog string, query string, query_norm string, texts array<string>, pids array<bigint>, "
-              "grades array<int>, synthetic boolean")
+              "grades array<int>, scores array<double>, synthetic boolean")
     return spark.createDataFrame(rows, schema) if rows else None
 
 
@@ -127,7 +132,7 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
     version = lakehouse.version("training_examples")
     key = {"source": str(lakehouse.path("training_examples")), "version": version,
            "products_version": lakehouse.version("products"), "catalogs": sorted(catalogs or []),
-           "augment": asdict(cfg)}
+           "augment": asdict(cfg), "layout": LAYOUT}
     manifest = out / MANIFEST
     if version is not None and manifest.is_file():
         saved = json.loads(manifest.read_text())
@@ -135,7 +140,8 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
             return Groups(**saved["groups"])
 
     ex = lakehouse.read(spark, "training_examples").select("catalog", "query", "query_norm", "product_id",
-                                                           F.col("grade").cast("int").alias("grade"), "synthetic")
+                                                           F.col("grade").cast("int").alias("grade"),
+                                                           F.col("score").cast("double").alias("score"), "synthetic")
     if catalogs:
         ex = ex.where(F.col("catalog").isin(list(catalogs)))
     prods = (lakehouse.read(spark, "products").select(F.col("source").alias("catalog"), "product_id", "title",
@@ -155,9 +161,10 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
         variants.append(F.struct(typo.alias("q"), F.lower(typo).alias("qn"), F.lit("misspelled").alias("k")))
     v = F.explode(F.filter(F.array(*variants), lambda x: x["q"].isNotNull())).alias("v")
     kind = F.col("v")["k"]
-    parts = [real.select("catalog", "texts", "pids", "grades", "synthetic", v)
+    parts = [real.select("catalog", "texts", "pids", "grades", "scores", "synthetic", v)
              .select("catalog", F.col("v")["q"].alias("query"), F.col("v")["qn"].alias("query_norm"), "texts",
-                     "pids", "grades", F.when(kind == "real", F.col("synthetic")).otherwise(True).alias("synthetic"),
+                     "pids", "grades", "scores",
+                     F.when(kind == "real", F.col("synthetic")).otherwise(True).alias("synthetic"),
                      kind.alias("kind"))]
     syn = _synthetic(spark, used, cfg)
     if syn is not None:
@@ -209,7 +216,7 @@ def _sort_block(block: Any) -> Any:
 
 
 def ray_dataset(ray: Any, groups: Groups, stage: int, columns: tuple[str, ...] = ("query", "texts", "pids",
-                                                                                      "grades"),
+                                                                                      "grades", "scores"),
                 seed: int = 13) -> Any:
     """The stage's groups as a Ray Dataset read from the parquet files (streamed to the train workers), blocks
     in a seeded random order and each block's rows in ``order``: shuffled without a global shuffle."""

@@ -138,7 +138,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                 break
             rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
             q, texts, owner, grade, pid = sample_batch(batch, cfg["stage"], rng, cfg.get("negatives", 3),
-                                                       cfg.get("rows_per_query", 8), cfg.get("partials", "negative"))
+                                                       cfg.get("rows_per_query", 8), cfg.get("partials", "negative"),
+                                                       cfg.get("hard_temperature"))
             if not q:
                 continue
             qe = _embed(model, q, device)

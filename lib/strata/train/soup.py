@@ -1,0 +1,48 @@
+"""Uniform weight averaging of sentence-transformers models fine-tuned from one start ("model soup").
+
+Why: fine-tunes that share an initialisation usually stay in one loss basin, so the element-wise mean of their
+weights is itself a good model, sometimes better than each ingredient. The runs can go in parallel (a cluster
+gives N of them for the wall time of one), and the soup costs no training. The check that matters is that the
+ingredients really are the same architecture: a mismatch in any tensor's name, shape or dtype is an error, not
+a silently broken model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def average_models(paths: list[str | Path], out: str | Path) -> Path:
+    """Average the weights of ``paths`` (>= 2 sentence-transformers dirs) and save the result under ``out``
+    (tokenizer, pooling and config from the first ingredient). Integer buffers (e.g. position ids) must agree
+    and are copied, not averaged."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if len(paths) < 2:
+        raise ValueError(f"a soup needs at least 2 models, got {len(paths)}")
+    models = [SentenceTransformer(str(p), device="cpu", local_files_only=True) for p in paths]
+    states = [m.state_dict() for m in models]
+    base = states[0]
+    for p, st in zip(paths[1:], states[1:]):
+        if st.keys() != base.keys():
+            diff = sorted(set(st) ^ set(base))[:5]
+            raise ValueError(f"{p}: different parameters from {paths[0]} (e.g. {diff})")
+        for k, v in st.items():
+            if v.shape != base[k].shape or v.dtype != base[k].dtype:
+                raise ValueError(f"{p}: {k} is {tuple(v.shape)} {v.dtype}, {paths[0]} has "
+                                 f"{tuple(base[k].shape)} {base[k].dtype}")
+    avg = {}
+    for k, v in base.items():
+        if v.is_floating_point():
+            avg[k] = torch.stack([st[k] for st in states]).mean(dim=0)
+        else:
+            if any(not torch.equal(st[k], v) for st in states[1:]):
+                raise ValueError(f"non-float tensor {k} differs between ingredients: cannot average it")
+            avg[k] = v.clone()
+    soup = models[0]
+    soup.load_state_dict(avg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    soup.save(str(out))
+    return out
