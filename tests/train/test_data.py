@@ -80,3 +80,9 @@ def test_hard_temperature_without_scores_is_a_clear_error():
     plain = {k: v for k, v in HARD.items() if k != "scores"}
     with pytest.raises(ValueError, match="scores column"):
         sample_batch(plain, 1, random.Random(0), negatives=2, partials="graded", hard_temperature=0.1)
+
+
+def test_hard_draw_survives_extreme_scores_and_temperatures():
+    g = {**HARD, "scores": [[0.7, 50.0, -50.0, 0.1, 0.1, 0.1, 0.1]]}
+    got = sample_batch(g, 1, random.Random(0), negatives=1, partials="graded", hard_temperature=1e-4)[1]
+    assert got == ["e", "h1"]  # score 50 at T = 1e-4: always drawn, and nothing overflows

@@ -24,12 +24,13 @@ from typing import Any
 
 def _draw(rows: list[int], k: int, rng: random.Random, scores: Sequence[float] | None,
           hard_temperature: float | None) -> list[int]:
-    """``k`` of ``rows`` without replacement: uniform, or with weight exp(score / T) (Efraimidis-Spirakis keys:
-    the k largest u^(1/w), computed in log space so large scores cannot overflow)."""
+    """``k`` of ``rows`` without replacement: uniform, or with weight exp(score / T): the k largest
+    score / T + Gumbel noise (the Efraimidis-Spirakis draw in log space, so no score or T can overflow)."""
     k = max(0, min(k, len(rows)))
     if hard_temperature is None or scores is None or k <= 0:
         return rng.sample(rows, k)
-    keys = [(math.log(1.0 - rng.random()) * math.exp(-float(scores[r]) / hard_temperature), r) for r in rows]
+    keys = [(float(scores[r]) / hard_temperature - math.log(max(-math.log(1.0 - rng.random()), 1e-300)), r)
+            for r in rows]
     return [r for _, r in sorted(keys, reverse=True)[:k]]
 
 
