@@ -44,6 +44,8 @@ def test_soup_rejects_one_model_and_mismatched_ingredients(tiny_st_model, tmp_pa
 
     with pytest.raises(ValueError, match="at least 2"):
         average_models([tiny_st_model], tmp_path / "x")
+    with pytest.raises(ValueError, match="no modules.json"):
+        average_models([tiny_st_model, tmp_path], tmp_path / "z")
     # the 6-layer packaged model has parameters the 1-layer tiny model lacks
     with pytest.raises(ValueError, match="different parameters"):
         average_models([tiny_st_model, resolve_model("baseline")], tmp_path / "y")

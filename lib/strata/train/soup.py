@@ -21,10 +21,15 @@ def average_models(paths: list[str | Path], out: str | Path) -> Path:
 
     if len(paths) < 2:
         raise ValueError(f"a soup needs at least 2 models, got {len(paths)}")
-    models = [SentenceTransformer(str(p), device="cpu", local_files_only=True) for p in paths]
-    states = [m.state_dict() for m in models]
-    base = states[0]
-    for p, st in zip(paths[1:], states[1:]):
+    for p in paths:
+        if not (Path(p) / "modules.json").is_file():
+            raise ValueError(f"{p}: not a sentence-transformers model directory (no modules.json)")
+    # One ingredient in memory at a time besides the running sum: N models cost the memory of two.
+    soup = SentenceTransformer(str(paths[0]), device="cpu", local_files_only=True)
+    base = {k: v.detach().clone() for k, v in soup.state_dict().items()}
+    total = {k: v.double() for k, v in base.items() if v.is_floating_point()}
+    for p in paths[1:]:
+        st = SentenceTransformer(str(p), device="cpu", local_files_only=True).state_dict()
         if st.keys() != base.keys():
             diff = sorted(set(st) ^ set(base))[:5]
             raise ValueError(f"{p}: different parameters from {paths[0]} (e.g. {diff})")
@@ -32,15 +37,11 @@ def average_models(paths: list[str | Path], out: str | Path) -> Path:
             if v.shape != base[k].shape or v.dtype != base[k].dtype:
                 raise ValueError(f"{p}: {k} is {tuple(v.shape)} {v.dtype}, {paths[0]} has "
                                  f"{tuple(base[k].shape)} {base[k].dtype}")
-    avg = {}
-    for k, v in base.items():
-        if v.is_floating_point():
-            avg[k] = torch.stack([st[k] for st in states]).mean(dim=0)
-        else:
-            if any(not torch.equal(st[k], v) for st in states[1:]):
+            if k in total:
+                total[k] += v.double()
+            elif not torch.equal(v, base[k]):
                 raise ValueError(f"non-float tensor {k} differs between ingredients: cannot average it")
-            avg[k] = v.clone()
-    soup = models[0]
+    avg = {k: (total[k] / len(paths)).to(v.dtype) if k in total else v for k, v in base.items()}
     soup.load_state_dict(avg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
