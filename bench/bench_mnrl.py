@@ -26,6 +26,8 @@ def main() -> None:
     ap.add_argument("--lakehouse", required=True)
     ap.add_argument("--catalog", default="homedepot")
     ap.add_argument("--negatives", type=int, default=3)
+    ap.add_argument("--positives", type=int, default=1,
+                    help="rows per query, one per top-grade product (>1 uses the no-duplicates batch sampler)")
     a = ap.parse_args()
 
     import torch
@@ -41,7 +43,8 @@ def main() -> None:
     with Engines(EngineConfig()) as eng:  # the peer's data: the same query groups, without augmentation
         groups = read_groups(build_groups(eng.spark, Lakehouse(a.lakehouse), out / "groups", [a.catalog]))
     res = {"args": vars(a), "command": " ".join(sys.argv),
-           "mnrl": train_mnrl(groups, out, a.steps, a.batch, a.negatives, a.lr, a.seq, 13)}
+           "mnrl": train_mnrl(groups, out, a.steps, a.batch, a.negatives, a.lr, a.seq, a.seed,
+                                 a.positives)}
     res["quality"] = variant_loop.evaluate(str(out / "model"), a.dataset, a.seq)
     (out / "result.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--symmetric", type=float, default=0.0)
     ap.add_argument("--spelling", type=float, default=0.1, help="share of queries given a misspelled copy")
     ap.add_argument("--synthetic", type=int, default=0, help="template synthetic queries")
+    ap.add_argument("--positives", type=int, default=1, help="top-grade rows per query per step")
     ap.add_argument("--negatives", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.05)
     ap.add_argument("--hard-temperature", type=float, default=None,
@@ -54,7 +55,7 @@ def main() -> None:
     from strata.train.losses import GradedSupConLoss
 
     torch.set_num_threads(a.threads)
-    torch.manual_seed(13)
+    torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     with Engines(EngineConfig()) as eng:
@@ -67,8 +68,8 @@ def main() -> None:
     secs, ema = variant_loop.train(
         model, data, a.steps, a.batch, a.lr,
         lambda b, rng: sample_batch(b, 1, rng, a.negatives, partials=a.partials,
-                                    hard_temperature=a.hard_temperature),
-        GradedSupConLoss(a.temperature, a.partials, a.symmetric))
+                                    hard_temperature=a.hard_temperature, positives=a.positives),
+        GradedSupConLoss(a.temperature, a.partials, a.symmetric), seed=a.seed)
     model.save(str(out / "model"))
     quality = variant_loop.evaluate(str(out / "model"), a.dataset, a.seq, a.cache_dir)
     res = {"args": vars(a), "groups": int(len(data)), "augmentation": aug, "train_seconds": round(secs, 1),

@@ -48,7 +48,7 @@ def main() -> None:
     from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss
 
     torch.set_num_threads(a.threads)
-    torch.manual_seed(13)
+    torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res = {"args": vars(a), "command": " ".join(sys.argv)}
@@ -66,7 +66,7 @@ def main() -> None:
 
         secs, ema = variant_loop.train(
             model, data, a.steps, a.batch, a.lr,
-            lambda b, rng: sample_batch(b, 2, rng, rows_per_query=a.rows), loss_fn)
+            lambda b, rng: sample_batch(b, 2, rng, rows_per_query=a.rows), loss_fn, seed=a.seed)
         model_dir = str(out / "model")
         model.save(model_dir)
         res.update(groups=int(len(data)), train_seconds=round(secs, 1), final_loss=ema)

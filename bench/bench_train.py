@@ -29,8 +29,10 @@ sys.path.insert(0, str(ROOT / "lib"))
 from peak_rss import PeakRSS  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 
-def mnrl_rows(groups, negatives: int, seed: int):
-    """(anchor, positive, negative_1..N) per query with a positive and N lower-graded products."""
+def mnrl_rows(groups, negatives: int, seed: int, positives: int = 1):
+    """(anchor, positive, negative_1..N) per query with a positive and N lower-graded products: one row per
+    query (its positive drawn once), or with ``positives`` > 1 a row for each of up to that many of its
+    top-grade products (each with its own negatives)."""
     rng = random.Random(seed)
     rows = []
     for q, texts, grades in zip(groups["query"], groups["texts"], groups["grades"]):
@@ -41,28 +43,34 @@ def mnrl_rows(groups, negatives: int, seed: int):
         neg = [t for t, g in zip(texts, grades) if g < top]
         if len(neg) < negatives:
             continue
-        row = {"anchor": q, "positive": rng.choice(pos)}
-        for i, n in enumerate(rng.sample(neg, negatives)):
-            row[f"negative_{i + 1}"] = n
-        rows.append(row)
+        # positives=1 keeps the single rng.choice draw, so the earlier peer runs are reproduced exactly
+        for p in [rng.choice(pos)] if positives == 1 else rng.sample(pos, min(positives, len(pos))):
+            row = {"anchor": q, "positive": p}
+            for i, n in enumerate(rng.sample(neg, negatives)):
+                row[f"negative_{i + 1}"] = n
+            rows.append(row)
     return rows
 
 
-def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: float, seq: int, seed: int):
+def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: float, seq: int, seed: int,
+               positives: int = 1):
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, \
         SentenceTransformerTrainingArguments
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     from strata.embed.encoder import resolve_model
 
-    rows = mnrl_rows(groups, negatives, seed)
+    rows = mnrl_rows(groups, negatives, seed, positives)
     model = SentenceTransformer(resolve_model("baseline"), device="cpu", local_files_only=True)
     model.max_seq_length = seq
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "st_out"), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
         warmup_ratio=0.1, logging_steps=20, save_strategy="no", report_to=[], seed=seed, use_cpu=True,
-        dataloader_drop_last=True)
+        dataloader_drop_last=True,
+        # several rows per query: keep a query's other positives out of its in-batch negatives
+        batch_sampler=BatchSamplers.NO_DUPLICATES if positives > 1 else BatchSamplers.BATCH_SAMPLER)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                          loss=MultipleNegativesRankingLoss(model))
     t0 = time.perf_counter()

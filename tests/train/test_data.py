@@ -40,6 +40,30 @@ def test_modes_fill_up_when_a_query_lacks_irrelevant_rows():
     assert _grades("graded", 0, group=g) == [1, 0]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_positives_takes_several_top_grade_rows_without_repeats(seed):
+    q, texts, owner, grades, pids = sample_batch(GROUP, 1, random.Random(seed), negatives=2, partials="graded",
+                                                 positives=2)
+    # both exact rows (distinct), then one partial and one irrelevant: 2 + negatives rows
+    assert grades == [2, 2, 1, 0] and sorted(texts[:2]) == ["e1", "e2"] and len(set(pids)) == 4
+
+
+def test_positives_caps_at_what_the_query_has_and_keeps_the_default_draw():
+    # asking for 3 exact rows when there are 2 takes both, and the negatives still follow
+    assert _grades("graded", 0, negatives=3) == [2, 1, 0, 0]
+    got = sample_batch(GROUP, 1, random.Random(0), negatives=3, partials="negative", positives=3)[3]
+    assert got[:2] == [2, 2] and len(got) == 5 and all(g < 2 for g in got[2:])
+    # positives=1 is the default's exact draw (earlier runs' batches are reproduced)
+    for s in range(10):
+        assert (sample_batch(GROUP, 1, random.Random(s), negatives=3, partials="graded", positives=1)
+                == sample_batch(GROUP, 1, random.Random(s), negatives=3, partials="graded"))
+
+
+def test_positives_below_one_is_a_clear_error():
+    with pytest.raises(ValueError, match="positives must be >= 1"):
+        sample_batch(GROUP, 1, random.Random(0), positives=0)
+
+
 # Hard-negative draws: 6 irrelevant rows, two hard (mining cosine 0.6) and four easy (0.1).
 HARD = {"query": ["drill"], "texts": [["e", "h1", "h2", "r1", "r2", "r3", "r4"]], "pids": [[1, 2, 3, 4, 5, 6, 7]],
         "grades": [[2, 0, 0, 0, 0, 0, 0]], "scores": [[0.7, 0.6, 0.6, 0.1, 0.1, 0.1, 0.1]]}

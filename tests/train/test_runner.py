@@ -22,8 +22,10 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "run"
-    # Stage 1 with the hard-negative draw: the groups' scores column reaches the Ray Train workers
-    cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2})
+    # Stage 1 with the hard-negative draw (the groups' scores column reaches the Ray Train workers) and two
+    # positives per query
+    cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2,
+                                 "positives": 2})
     summary = train(engines, Lakehouse(train_lakehouse), cfg, "both", out, init_model=tiny_st_model)
     s1, s2 = summary["stages"]
     assert (s1["stage"], s1["steps"], s2["stage"], s2["steps"]) == (1, 4, 2, 3)
@@ -38,6 +40,8 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     assert json.loads((out / "train.json").read_text())["model"] == str(out / "model")
     runs = list((tmp_path / "mlruns").glob("*/*/metrics/loss"))
     assert len(runs) == 2  # one MLflow run per stage, with a loss curve
+    logged = {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/positives")}
+    assert logged == {"2"}  # Stage 1's setting reached the worker config (Stage 2 has no such knob)
 
 
 LONGER = {"max_steps": 6, "queries_per_batch": 4, "lr": 5e-5}

@@ -19,7 +19,9 @@ class StageConfig(BaseModel):
 
 class Stage1Config(StageConfig):
     temperature: float = Field(0.05, gt=0)
-    negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positive")
+    positives: int = Field(1, ge=1, description="top-grade rows per query per step (several exact matches of a "
+                           "query are all positives of the graded loss; 1 = one drawn per step)")
+    negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positives")
     partials: Literal["graded", "negative", "ignore"] = Field(
         "graded", description="partial matches: graded = positives below exact (exact > partial > irrelevant); "
         "negative = pushed away like irrelevant ones; ignore = neither")

@@ -3,8 +3,8 @@
 
 A query group keeps all of its graded products; each step samples from them with a RNG seeded by (seed,
 epoch, step, worker), so a resumed run sees exactly the batches the killed run would have seen.
-Stage 1 takes one top-grade positive and ``negatives`` others per query; Stage 2 takes up to
-``rows_per_query`` rows with every grade the query has represented.
+Stage 1 takes ``positives`` top-grade rows (default one) and ``negatives`` others per query; Stage 2 takes
+up to ``rows_per_query`` rows with every grade the query has represented.
 
 Which irrelevant rows Stage 1 takes: uniformly by default. Mining gives most queries many *easy* negatives
 (random and cousin categories, mean cosine ~0.1 on Home Depot) and few hard ones (ANN neighbours, attribute
@@ -35,21 +35,24 @@ def _draw(rows: list[int], k: int, rng: random.Random, scores: Sequence[float] |
 
 
 def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: str,
-                 scores: Sequence[float] | None = None, hard_temperature: float | None = None) -> list[int]:
-    """One top-grade row, then ``negatives`` more. ``negative``: any lower-graded rows. ``graded``: one partial
-    (when the top is exact) then irrelevant rows; ``ignore``: irrelevant rows first. Both fill up with what is
-    left, so every mode sends 1 + ``negatives`` rows per query when the query has them. Lower-graded rows are
-    drawn by ``_draw`` (uniform unless ``hard_temperature``)."""
+                 scores: Sequence[float] | None = None, hard_temperature: float | None = None,
+                 positives: int = 1) -> list[int]:
+    """Up to ``positives`` top-grade rows, then ``negatives`` more. ``negative``: any lower-graded rows.
+    ``graded``: one partial (when the top is exact) then irrelevant rows; ``ignore``: irrelevant rows first.
+    Both fill up with what is left, so every mode sends (top rows taken) + ``negatives`` rows per query when
+    the query has them. Lower-graded rows are drawn by ``_draw`` (uniform unless ``hard_temperature``)."""
     rows = list(range(len(gs)))
     top = max(gs)
-    take = [rng.choice([r for r in rows if gs[r] == top])]
+    tops = [r for r in rows if gs[r] == top]
+    # positives=1 keeps the single rng.choice draw, so earlier runs' batches are reproduced exactly
+    take = [rng.choice(tops)] if positives == 1 else rng.sample(tops, min(positives, len(tops)))
     if partials == "negative":
         rest = [r for r in rows if gs[r] < top]
         return take + _draw(rest, negatives, rng, scores, hard_temperature)
-    want = 1 + negatives
+    want = len(take) + negatives
     if partials == "graded" and top == 2:
         part = [r for r in rows if gs[r] == 1]
-        take += [rng.choice(part)] if part and want > 1 else []
+        take += [rng.choice(part)] if part and want > len(take) else []
     zero = [r for r in rows if gs[r] == 0]
     take += _draw(zero, want - len(take), rng, scores, hard_temperature)
     left = [r for r in rows if r not in take]
@@ -57,11 +60,13 @@ def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: st
 
 
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
-                 rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None
-                 ) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
+                 rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None,
+                 positives: int = 1) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
     """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss.
 
     ``hard_temperature`` needs the groups' ``scores`` column (Stage 1 only)."""
+    if positives < 1:
+        raise ValueError(f"positives must be >= 1 (got {positives})")
     if hard_temperature is not None and "scores" not in batch:
         raise ValueError("hard_temperature needs the groups' scores column (groups built before it existed: "
                          "rebuild them with build_groups)")
@@ -72,7 +77,8 @@ def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negative
         ts, ps, gs = list(ts), [int(x) for x in ps], [int(x) for x in gs]
         rows = list(range(len(gs)))
         if stage == 1:
-            take = _stage1_rows(gs, rng, negatives, partials, None if sc is None else list(sc), hard_temperature)
+            take = _stage1_rows(gs, rng, negatives, partials, None if sc is None else list(sc), hard_temperature,
+                                positives)
         else:
             by_grade: dict[int, list[int]] = {}
             for r in rows:

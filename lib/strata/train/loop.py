@@ -139,7 +139,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
             q, texts, owner, grade, pid = sample_batch(batch, cfg["stage"], rng, cfg.get("negatives", 3),
                                                        cfg.get("rows_per_query", 8), cfg.get("partials", "negative"),
-                                                       cfg.get("hard_temperature"))
+                                                       cfg.get("hard_temperature"), cfg.get("positives", 1))
             if not q:
                 continue
             qe = _embed(model, q, device)
