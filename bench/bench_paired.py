@@ -35,9 +35,11 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="embedding cache (the variant runs' evaluation cache)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if len(a.models) < 2 or any("=" not in m for m in a.models):
+        ap.error("give at least two NAME=MODEL_DIR arguments")
     models = dict(m.split("=", 1) for m in a.models)
-    if len(models) < 2 or any("=" not in m for m in a.models):
-        ap.error("give at least two NAME=MODEL_DIR arguments with distinct names")
+    if len(models) < len(a.models):
+        ap.error("model names must be distinct")
 
     import torch
 
