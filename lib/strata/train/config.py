@@ -18,7 +18,8 @@ class StageConfig(BaseModel):
 
 
 class Stage1Config(StageConfig):
-    temperature: float = Field(0.05, gt=0)
+    temperature: float = Field(0.05, gt=0, description="softmax temperature of the graded loss (0.05 = MNRL's scale "
+                               "20; on Home Depot 0.025 and 0.1 both scored lower, BENCHMARKS.md session 12)")
     positives: int = Field(1, ge=1, description="top-grade rows per query per step (several exact matches of a "
                            "query are all positives of the graded loss; 1 = one drawn per step)")
     negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positives")
