@@ -6,6 +6,8 @@ STAMP := $(VENV)/.strata-installed
 PROFILE ?= demo
 RUN_DIR ?= runs/$(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`, a whole module per worker (0 = one process): 19.6 vs 24.5 min on 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo run test test-fast bench clean
 
@@ -32,7 +34,7 @@ run: setup
 test: setup
 	@sh tests/tools/ensure_chromium.sh  # report.html render test; skips with a reason if it cannot install
 	@sh tests/tools/ensure_strace.sh  # crash-at-commit tests; skip with a reason if it cannot install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
