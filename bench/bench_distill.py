@@ -8,8 +8,9 @@ nDCG@10 fused). This measures how much of that a bi-encoder keeps when trained o
    ``--candidates`` (default: the Stage 1 model); each (query, product) gets a teacher score: the human grade where a human label exists,
    else the judge's expected grade p(partial) + 2 p(exact). Written to ``OUT/teacher.parquet`` (or read from
    ``--teacher``, so several variants share one judging pass);
-2. train: ``--steps`` steps from the Stage 1 model with ``--distill`` x ``ListwiseDistillLoss`` (KL between
-   the teacher's and the student's distribution over the query's rows) + ``--supcon`` x the Stage 1 loss on the
+2. train: ``--steps`` steps from the Stage 1 model with ``--distill`` x the distillation loss (``--loss listwise``:
+   ``ListwiseDistillLoss``, KL between the teacher's and the student's distribution over the query's rows;
+   ``--loss margin-mse``: ``MarginMSELoss`` over pairs of its rows) + ``--supcon`` x the Stage 1 loss on the
    human-labelled rows (``--supcon`` alone, ``--distill 0``, is the control: Stage 1 continued on the same rows);
 3. quality: full-corpus retrieval on the dev split, as every other training benchmark.
 
@@ -121,7 +122,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=4000)
     ap.add_argument("--k", type=int, default=10, help="retrieved candidates per query the judge scores")
     ap.add_argument("--rows", type=int, default=8, help="rows per query per step")
-    ap.add_argument("--distill", type=float, default=1.0, help="weight of the listwise distillation loss")
+    ap.add_argument("--distill", type=float, default=1.0, help="weight of the distillation loss")
+    ap.add_argument("--loss", default="listwise", choices=("listwise", "margin-mse"),
+                    help="listwise KL over the query's rows, or margin-MSE over pairs of its own rows")
+    ap.add_argument("--margin-scale", type=float, default=0.25, help="margin-MSE: cosine units per teacher grade")
     ap.add_argument("--supcon", type=float, default=1.0, help="weight of the Stage 1 loss on the human rows")
     ap.add_argument("--student-temperature", type=float, default=0.05)
     ap.add_argument("--teacher-temperature", type=float, default=0.5)
@@ -134,7 +138,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from strata.sources.beir import read_beir
-    from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss
+    from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss, MarginMSELoss
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(13)
@@ -154,7 +158,8 @@ def main() -> None:
         return
     model = SentenceTransformer(a.init, device="cpu", local_files_only=True)
     model.max_seq_length = a.seq
-    distill = ListwiseDistillLoss(a.student_temperature, a.teacher_temperature)
+    distill = (MarginMSELoss(a.margin_scale) if a.loss == "margin-mse"
+               else ListwiseDistillLoss(a.student_temperature, a.teacher_temperature))
     supcon = GradedSupConLoss(0.05, "graded")
 
     def loss_fn(q, p, o, g, pid, t):

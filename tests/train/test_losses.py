@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss, MultiClassCircleLoss
+from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss, MarginMSELoss, MultiClassCircleLoss
 
 
 def _unit(*rows):
@@ -216,3 +216,28 @@ def test_distill_skips_single_row_lists_and_masks_copies():
     assert ListwiseDistillLoss()(q, p, owner, teacher).item() > 0.0  # without ids the other row is a negative
     with pytest.raises(ValueError):
         ListwiseDistillLoss(student_temperature=0.0)
+
+
+def test_margin_mse_matches_hand_computation():
+    lam = 0.3
+    teacher = torch.tensor([1.8, 1.2, 1.2, 1.5, 0.4], dtype=torch.float64)
+    got = MarginMSELoss(scale=lam)(Q, P, OWNER, teacher).item()
+    c = [(Q[o] @ P[j]).item() for j, o in enumerate(OWNER.tolist())]
+    # query 0: (0,1), (0,2); rows 1 and 2 tie and carry no order. Query 1: (3,4). Never across queries.
+    pairs = [(0, 1), (0, 2), (3, 4)]
+    want = sum(((c[j] - c[k]) - lam * (teacher[j].item() - teacher[k].item())) ** 2 for j, k in pairs) / 3
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_margin_mse_gradient_and_edge_cases():
+    p = P.clone().requires_grad_(True)
+    # the teacher wants row 2 well above row 0 for query 0, the opposite of their cosines
+    teacher = torch.tensor([0.0, 1.0, 2.0, 1.0, 1.0], dtype=torch.float64)
+    MarginMSELoss(0.25)(Q, p, OWNER, teacher).backward()
+    step = Q[0] @ (-p.grad).T
+    assert torch.isfinite(p.grad).all() and step[2] > 0 > step[0]
+    # all ties: nothing to learn, a zero that still backpropagates
+    flat = MarginMSELoss()(Q, P.clone().requires_grad_(True), OWNER, torch.ones(5, dtype=torch.float64))
+    assert flat.item() == 0.0 and flat.requires_grad
+    with pytest.raises(ValueError):
+        MarginMSELoss(scale=0.0)

@@ -54,6 +54,15 @@ same rows is pulled to the teacher's (RocketQAv2-style listwise KL):
 over query i's own rows, plus the other queries' rows of the batch at teacher score ``negative_score`` when
 ``in_batch_negatives``. Unlike a hard grade, the teacher's score says *how much* better one candidate is than
 another, and unlike margin-MSE the temperatures make the cosine and grade scales need no alignment.
+
+**Margin-MSE distillation (Stage 2, optional).** Hofstätter et al. (2020): the student matches the teacher's
+*margins* between two rows of the same query rather than a distribution. For each query i and each ordered pair
+of its own rows (j, k) with t_j > t_k,
+
+    L = mean_{i, j, k} ( (c_ij - c_ik) - λ (t_j - t_k) )²
+
+with cosines c and ``scale`` λ mapping the teacher's grade units to cosine units (an exact-vs-irrelevant margin
+of 2 grades becomes 2λ in cosine). Pairs the teacher ties carry no order and are left out.
 """
 
 from __future__ import annotations
@@ -193,6 +202,28 @@ class ListwiseDistillLoss(nn.Module):
         log_pt = torch.log_softmax(t.masked_fill(~member, float("-inf")), dim=1)
         kl = torch.where(member, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(s)).sum(dim=1)
         return kl[keep].mean()
+
+
+class MarginMSELoss(nn.Module):
+    """Squared error between the student's and the (scaled) teacher's score margins over a query's own rows."""
+
+    def __init__(self, scale: float = 0.25, min_margin: float = 1e-6):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0 (got {scale})")
+        self.scale, self.min_margin = scale, min_margin
+
+    def forward(self, q: torch.Tensor, p: torch.Tensor, owner: torch.Tensor, grade: torch.Tensor,
+                pid: torch.Tensor | None = None) -> torch.Tensor:
+        c = (q[owner] * p).sum(dim=1)  # (N,) each row's cosine with its own query
+        t = grade.to(c.dtype)
+        same = owner.unsqueeze(0) == owner.unsqueeze(1)
+        dt = t.unsqueeze(1) - t.unsqueeze(0)  # (N, N): t_j - t_k
+        pair = same & (dt > self.min_margin)
+        if not pair.any():
+            return (c * 0).sum()
+        dc = c.unsqueeze(1) - c.unsqueeze(0)
+        return ((dc - self.scale * dt)[pair] ** 2).mean()
 
 
 class WeightedLossSum(nn.Module):
