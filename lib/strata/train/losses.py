@@ -1,4 +1,4 @@
-"""The two training losses, as ``nn.Module``s over a batch of query and product embeddings.
+"""The training losses (Stage 1, Stage 2, judge distillation), as ``nn.Module``s over a batch of embeddings.
 
 Both take ``q`` (B, d) query embeddings, ``p`` (N, d) product embeddings (L2-normalised), ``owner`` (N,) the
 index of the batch query each product row belongs to, ``grade`` (N,) its grade (2 exact, 1 partial,
