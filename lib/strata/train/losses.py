@@ -1,6 +1,6 @@
 """The training losses (Stage 1, Stage 2, judge distillation), as ``nn.Module``s over a batch of embeddings.
 
-Both take ``q`` (B, d) query embeddings, ``p`` (N, d) product embeddings (L2-normalised), ``owner`` (N,) the
+All take ``q`` (B, d) query embeddings, ``p`` (N, d) product embeddings (L2-normalised), ``owner`` (N,) the
 index of the batch query each product row belongs to, ``grade`` (N,) its grade (2 exact, 1 partial,
 0 irrelevant) and optionally ``pid`` (N,) integer product ids, used so a product that appears under another
 query of the batch is never that query's in-batch negative when it is one of its own rows.
