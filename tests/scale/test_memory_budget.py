@@ -21,7 +21,7 @@ are reported, not budgeted; so are the Ray workers (an actor holds the model and
   is one the old code would break, and the test can fail.
 
 History: the first version compared a first pass on SMALL with a second pass on LARGE in one process. Its
-streaming growth drifted from 133-161 MB (three runs, session 6) to 200-257 MB (session 15, one of them a CI
+streaming growth drifted from 133-161 MB (three runs when it was written) to 200-257 MB (session 15, one of them a CI
 failure against a 230 MB budget) while the full-table version stayed at 336-405 MB: a second pass over a copy
 of SMALL alone grew anonymous memory by ~150 MB, so that design measured the second pass as much as the
 input. This design, three runs on 2 cores (session 15, machine otherwise idle): streaming growth 142, 88 and
