@@ -45,9 +45,9 @@ def _status() -> tuple[int, int, int]:
     got = {"VmRSS:": 0, "RssAnon:": 0, "RssShmem:": 0}
     with open("/proc/self/status") as fh:
         for line in fh:
-            key = line.split(maxsplit=1)[0] if line.strip() else ""
-            if key in got:
-                got[key] = int(line.split()[1]) * 1024
+            parts = line.split()
+            if parts and parts[0] in got:
+                got[parts[0]] = int(parts[1]) * 1024
     return got["VmRSS:"], got["RssAnon:"], got["RssShmem:"]
 
 
