@@ -26,8 +26,9 @@ them a CI failure against a 230 MB budget) while the full-table version stayed a
 over a copy of SMALL alone grew anonymous memory by ~150 MB, so that design measured the second pass as much
 as the input. This design, three runs on 2 cores (session 15, machine otherwise idle): streaming growth 142,
 88 and 115 MB; full-table growth 298, 323 and 391 MB (36 MB more text); a fourth run next to the refresh
-test (``-n 2``, as CI runs it): 130 and 322 MB. The budget sits midway between the largest streaming and the
-smallest full-table growth. The test takes 3.5-4 minutes, most of it embedding LARGE.
+test (``-n 2``, as CI runs it): 130 and 322 MB; a fifth alone: 112 and 275 MB. The budget sits between the
+largest streaming (142) and the smallest full-table growth (275), 78 and 55 MB from them. The test takes 3.5-4
+minutes, most of it embedding LARGE.
 """
 
 from __future__ import annotations
