@@ -97,7 +97,7 @@ def sample(b: dict, rng, rows: int, judged: int = 0) -> tuple:
 
     ``judged`` 0 is the session-9 draw: every labelled row first. A Home Depot training query has 6.3 labelled
     products on average (half have 7 or more), so with 8 rows that draw leaves the judged candidates, the rows
-    only the teacher adds, one or two slots at most."""
+    only the teacher adds, one slot or none for half the queries."""
     queries, texts, owner, grade, pid, teacher = [], [], [], [], [], []
     for q, ts, ps, gs, tv in zip(b["query"], b["texts"], b["pids"], b["grades"], b["teacher"]):
         idx = list(range(len(ts)))
@@ -147,6 +147,8 @@ def main() -> None:
     from strata.sources.beir import read_beir
     from strata.train.losses import GradedSupConLoss, ListwiseDistillLoss, MarginMSELoss
 
+    if not 0 <= a.judged <= a.rows:
+        ap.error(f"--judged must be between 0 and --rows ({a.rows}), got {a.judged}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     out = Path(a.out)
