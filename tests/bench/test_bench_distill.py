@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def bench_distill():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_distill_mod", ROOT / "bench" / "bench_distill.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    return load_bench_script("bench_distill")
 
 
 def _batch(labelled: int, judged: int) -> dict:

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def bench_train():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_train_mod", ROOT / "bench" / "bench_train.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    return load_bench_script("bench_train")
 
 
 GROUPS = {"query": ["drill", "saw", "nothing", "few"],

@@ -6,7 +6,6 @@ No benchmark runs here: only the pure rendering functions, write_outputs on a te
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import load_bench_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def ra():
-    spec = importlib.util.spec_from_file_location("bench_run_all", ROOT / "bench" / "run_all.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("run_all")
 
 
 EMBED = {"benchmark": "embed", "date": "2026-01-02", "machine": "x86_64, 2 cores, 3.11.7",
