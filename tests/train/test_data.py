@@ -110,3 +110,17 @@ def test_hard_draw_survives_extreme_scores_and_temperatures():
     g = {**HARD, "scores": [[0.7, 50.0, -50.0, 0.1, 0.1, 0.1, 0.1]]}
     got = sample_batch(g, 1, random.Random(0), negatives=1, partials="graded", hard_temperature=1e-4)[1]
     assert got == ["e", "h1"]  # score 50 at T = 1e-4: always drawn, and nothing overflows
+
+
+def test_teachers_ride_along_without_changing_the_draw():
+    g = {**GROUP, "teachers": [[2.0, 1.8, 1.1, 0.9, 0.4, 0.0, 0.2]],
+         "judged": [[False, True, False, True, True, False, False]]}
+    for stage in (1, 2):
+        for s in range(10):
+            plain = sample_batch(g, stage, random.Random(s), negatives=3)
+            *same, teacher, judged = sample_batch(g, stage, random.Random(s), negatives=3, with_teacher=True)
+            assert tuple(same) == plain
+            assert teacher == [g["teachers"][0][p - 1] for p in plain[4]]  # pids 1..7 index the rows
+            assert judged == [g["judged"][0][p - 1] for p in plain[4]]
+    with pytest.raises(ValueError, match="teachers and judged columns"):
+        sample_batch(GROUP, 2, random.Random(0), with_teacher=True)

@@ -149,3 +149,38 @@ def test_ray_dataset_streams_each_stages_groups(engines, tmp_path):
     for block in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         order = block.column("order").to_pylist()
         assert order == sorted(order)
+
+
+def test_teachers_are_the_mining_judges_expected_grade_else_the_grade(spark, tmp_path):
+    """Stage 2's distillation targets: p1 + 2 p2 of the judge named in the row's judge_id (a scored verdict
+    only), the grade everywhere else (human rows, another judge's verdict, an errored one, no judgments)."""
+    from datetime import datetime
+
+    rows = example_rows()
+    judged = [r for r in rows if r["source"] == "taxonomy_sibling"][:3]
+    for r in judged:
+        r["judge_id"] = "j1"
+    lh = _lakehouse(tmp_path, rows)
+    plain = read_groups(build_groups(spark, lh, tmp_path / "plain"))  # no judgments table yet
+    assert all(list(t) == [float(g) for g in gs] for t, gs in zip(plain["teachers"], plain["grades"]))
+
+    def verdict(r, judge_id, p1, p2, status="ok"):
+        return dict(source="shop", query_norm=r["query_norm"], query=r["query"], product_id=r["product_id"],
+                    judge_id=judge_id, judge_version="v", grade=0, p0=1 - p1 - p2, p1=p1, p2=p2, status=status,
+                    error=None, run_id="r", judged_at=datetime(2026, 1, 1))
+
+    human = next(r for r in rows if r["source"] == "human")
+    verdicts = [verdict(judged[0], "j1", 0.5, 0.25), verdict(judged[1], "j1", 0.2, 0.7, status="error:oom"),
+                verdict(judged[2], "j2", 0.3, 0.3), verdict(human, "j1", 0.0, 0.0)]
+    write_deltalake(str(lh.path("judgments")), pa.Table.from_pylist(verdicts, schema=spec("judgments").schema))
+    got = read_groups(build_groups(spark, lh, tmp_path / "plain"))  # a new judgments version: rebuilt
+    texts = {p["product_id"]: product_text(p["title"], p["description"]) for p in product_rows()}
+    teacher = {(q, t): v for q, ts, vs in zip(got["query_norm"], got["texts"], got["teachers"])
+               for t, v in zip(ts, vs)}
+    assert teacher[(judged[0]["query_norm"], texts[judged[0]["product_id"]])] == pytest.approx(1.0)
+    assert teacher[(judged[1]["query_norm"], texts[judged[1]["product_id"]])] == 0.0  # errored: its grade
+    assert teacher[(judged[2]["query_norm"], texts[judged[2]["product_id"]])] == 0.0  # not its judge
+    assert teacher[(human["query_norm"], texts[human["product_id"]])] == float(human["grade"])
+    changed = sum(a != b for x, y in zip(plain["teachers"], got["teachers"]) for a, b in zip(x, y))
+    assert changed == 1
+    assert sum(x for xs in got["judged"] for x in xs) == 1 and not any(x for xs in plain["judged"] for x in xs)

@@ -174,6 +174,22 @@ def test_stage2_loop_loss_follows_supcon_weight():
     assert light.weights == [0.25, 1.0] and isinstance(light.losses[0], MultiClassCircleLoss)
     alone = _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.5})
     assert isinstance(alone, WeightedLossSum) and alone.weights == [0.5]
+    assert _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.0}) is None  # distillation alone
+
+
+def test_stage2_distillation_term_is_off_unless_weighted():
+    from strata.train.config import Stage2Config
+    from strata.train.loop import _distill
+
+    base = dict(stage=2, supcon_temperature=0.05, distill_temperature=0.5, in_batch_negatives=True)
+    assert _distill({**base, "distill_weight": 0.0}) is None
+    assert _distill({**base, "stage": 1, "distill_weight": 1.0}) is None
+    w, fn = _distill({**base, "distill_weight": 0.7})
+    assert w == 0.7 and isinstance(fn, ListwiseDistillLoss) and (fn.ts, fn.tt) == (0.05, 0.5)
+    assert Stage2Config().distill_weight == 0.0  # off by default
+    Stage2Config(circle_weight=0, supcon_weight=0, distill_weight=1.0)
+    with pytest.raises(ValueError, match="all 0"):
+        Stage2Config(circle_weight=0, supcon_weight=0)
 
 
 def _kl(t, s):

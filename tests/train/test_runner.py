@@ -24,8 +24,10 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     out = tmp_path / "run"
     # Stage 1 with the hard-negative draw (the groups' scores column reaches the Ray Train workers) and two
     # positives per query
+    # Stage 2 with the judge-distillation term (the groups' teachers column reaches the workers too)
     cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2,
-                                 "positives": 2})
+                                 "positives": 2}, stage2={"max_steps": 3, "queries_per_batch": 4,
+                                                          "distill_weight": 0.5, "label_judged": False})
     summary = train(engines, Lakehouse(train_lakehouse), cfg, "both", out, init_model=tiny_st_model)
     s1, s2 = summary["stages"]
     assert (s1["stage"], s1["steps"], s2["stage"], s2["steps"]) == (1, 4, 2, 3)
@@ -42,6 +44,8 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     assert len(runs) == 2  # one MLflow run per stage, with a loss curve
     logged = {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/positives")}
     assert logged == {"2"}  # Stage 1's setting reached the worker config (Stage 2 has no such knob)
+    logged = {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/distill_weight")}
+    assert logged == {"0.5"}  # Stage 2's run only
 
 
 LONGER = {"max_steps": 6, "queries_per_batch": 4, "lr": 5e-5}

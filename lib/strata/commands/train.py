@@ -33,8 +33,9 @@ def train(
     init_model: Optional[str] = typer.Option(None, "--init-model", help="start from this model (default: "
                                              "train.base_model; for --stage 2, pass the Stage 1 model)"),
 ) -> None:
-    """Fine-tune the two-tower retriever: graded SupCon (stage 1), then multi-class circle loss (stage 2).
-    Re-running with the same --out resumes each stage from its latest checkpoint."""
+    """Fine-tune the two-tower retriever: graded SupCon (stage 1), then multi-class circle loss (stage 2; with
+    train.stage2.distill_weight > 0 also distils the mining judge's soft grades). Re-running with the same
+    --out resumes each stage from its latest checkpoint."""
     from strata.cli import _config
     from strata.config import EngineConfig
     from strata.engines import Engines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StageConfig(BaseModel):
@@ -39,10 +39,26 @@ class Stage2Config(StageConfig):
     gamma: float = Field(32.0, gt=0)
     in_batch_negatives: bool = True
     rows_per_query: int = Field(8, ge=2)
-    circle_weight: float = Field(0.25, gt=0, description="weight of the multi-class circle loss (1 with "
+    circle_weight: float = Field(0.25, ge=0, description="weight of the multi-class circle loss (1 with "
                                  "supcon_weight=0 = the paper's loss alone); on Home Depot nDCG@10 falls as it grows")
     supcon_weight: float = Field(1.0, ge=0, description="add this weight x the Stage 1 loss (its temperature "
                                  "and partials) to the circle loss; 0 = circle loss alone (the paper's)")
+    distill_weight: float = Field(0.0, ge=0, description="add this weight x listwise distillation of the mining "
+                                  "judge's expected grades (the groups' teachers; ListwiseDistillLoss). Helps when "
+                                  "the examples were mined with the Stage 1 model and judged: BENCHMARKS.md, "
+                                  "Training, sessions 16-17. 0 = off")
+    distill_temperature: float = Field(0.5, gt=0, description="teacher temperature of the distillation (the "
+                                       "student's is stage1.temperature)")
+    label_judged: bool = Field(True, description="judge-scored rows count as labels (their argmax grade) in the "
+                               "circle and Stage 1 terms; False = they reach only the distillation term, as in "
+                               "bench_distill.py (as labels, the judge's hard grades cost 2.7% nDCG@10: "
+                               "BENCHMARKS.md, Training)")
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> "Stage2Config":
+        if not (self.circle_weight or self.supcon_weight or self.distill_weight):
+            raise ValueError("stage2: circle_weight, supcon_weight and distill_weight are all 0 (no loss to train)")
+        return self
 
 
 class TrainConfig(BaseModel):

@@ -61,19 +61,26 @@ def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: st
 
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
                  rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None,
-                 positives: int = 1) -> tuple[list[str], list[str], list[int], list[int], list[int]]:
-    """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss.
+                 positives: int = 1, with_teacher: bool = False) -> tuple[list, ...]:
+    """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss, plus the rows'
+    teacher scores and judged flags (the groups' ``teachers`` and ``judged``) when ``with_teacher`` (Stage 2's
+    judge distillation). The draw is the same either way.
 
     ``hard_temperature`` needs the groups' ``scores`` column (Stage 1 only)."""
+    if with_teacher and not {"teachers", "judged"} <= set(batch):
+        raise ValueError("with_teacher needs the groups' teachers and judged columns (groups built before they "
+                         "existed: rebuild them with build_groups)")
     if positives < 1:
         raise ValueError(f"positives must be >= 1 (got {positives})")
     if hard_temperature is not None and "scores" not in batch:
         raise ValueError("hard_temperature needs the groups' scores column (groups built before it existed: "
                          "rebuild them with build_groups)")
-    queries, texts, owner, grade, pid = [], [], [], [], []
+    queries, texts, owner, grade, pid, teacher, judged = [], [], [], [], [], [], []
     all_scores = batch["scores"] if hard_temperature is not None else [None] * len(batch["query"])
-    for i, (q, ts, ps, gs, sc) in enumerate(zip(batch["query"], batch["texts"], batch["pids"], batch["grades"],
-                                                all_scores)):
+    n = len(batch["query"])
+    all_teachers = zip(batch["teachers"], batch["judged"]) if with_teacher else [(None, None)] * n
+    for i, (q, ts, ps, gs, sc, (tv, jv)) in enumerate(zip(batch["query"], batch["texts"], batch["pids"],
+                                                          batch["grades"], all_scores, all_teachers)):
         ts, ps, gs = list(ts), [int(x) for x in ps], [int(x) for x in gs]
         rows = list(range(len(gs)))
         if stage == 1:
@@ -92,4 +99,9 @@ def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negative
             owner.append(len(queries) - 1)
             grade.append(gs[r])
             pid.append(ps[r])
+            if with_teacher:
+                teacher.append(float(tv[r]))
+                judged.append(bool(jv[r]))
+    if with_teacher:
+        return queries, texts, owner, grade, pid, teacher, judged
     return queries, texts, owner, grade, pid

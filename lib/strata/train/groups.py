@@ -18,7 +18,10 @@ Everything is keyed by hashes, so the same inputs give the same files (a resumed
   a file sink, and a group-by leaves groups in key order.)
 
 ``scores`` holds each row's mining score (the query-product cosine of the mining model, 0 where it has
-none) for hard-negative sampling (``strata.train.data``).
+none) for hard-negative sampling (``strata.train.data``). ``teachers`` holds each row's soft grade for Stage 2's
+judge distillation: the judge's expected grade p(partial) + 2 p(exact) where the mining judge scored the row
+(from ``judgments``), else the row's grade (human, engagement and unjudged mined rows, synthetic queries);
+``judged`` flags the rows whose teacher is the judge's (Stage 2 can keep them out of its label losses).
 
 Columns: ``GROUP_COLUMNS`` + ``kind`` (real | misspelled | synthetic_query), ``best`` (top grade),
 ``n_grades`` (distinct grades) and ``order``: Stage 1 keeps ``best >= 1``, Stage 2 ``n_grades >= 2``.
@@ -36,11 +39,12 @@ from strata.sparkfn import product_text_udf
 from strata.tables import Lakehouse
 from strata.train.augment import misspell, write_synthetic_queries
 
-GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "scores", "synthetic")
+GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "scores", "teachers", "judged",
+                 "synthetic")
 COLUMNS = (*GROUP_COLUMNS, "kind", "best", "n_grades", "order")
 STAGE_FILTER = {1: ("best", 1), 2: ("n_grades", 2)}  # stage -> (column, minimum)
 MANIFEST = "_strata_groups.json"
-LAYOUT = 2  # bump when the columns change: a manifest of another layout is rebuilt, not reused
+LAYOUT = 3  # bump when the columns change: a manifest of another layout is rebuilt, not reused
 _BUCKETS = 1_000_000  # resolution of the hash-based spelling-copy draw
 
 
@@ -92,13 +96,34 @@ def _group(rows: Any) -> Any:
     from pyspark.sql import functions as F
 
     g = rows.groupBy("catalog", "query_norm").agg(
-        F.array_sort(F.collect_list(F.struct("product_id", "query", "text", "pid", "grade", "score"))).alias("r"),
+        F.array_sort(F.collect_list(F.struct("product_id", "query", "text", "pid", "grade", "score", "teacher",
+                                            "judged")))
+        .alias("r"),
         F.coalesce(F.bool_or("synthetic"), F.lit(False)).alias("synthetic"))
     return g.select(
         "catalog", F.col("r")[0]["query"].alias("query"), "query_norm",
         F.transform("r", lambda x: x["text"]).alias("texts"), F.transform("r", lambda x: x["pid"]).alias("pids"),
         F.transform("r", lambda x: x["grade"]).alias("grades"),
-        F.transform("r", lambda x: F.coalesce(x["score"], F.lit(0.0))).alias("scores"), "synthetic")
+        F.transform("r", lambda x: F.coalesce(x["score"], F.lit(0.0))).alias("scores"),
+        F.transform("r", lambda x: x["teacher"]).alias("teachers"),
+        F.transform("r", lambda x: x["judged"]).alias("judged"), "synthetic")
+
+
+def _with_teacher(spark: Any, lakehouse: Lakehouse, ex: Any) -> Any:
+    """``ex`` plus ``teacher``: the mining judge's expected grade p1 + 2 p2 for the rows it scored (joined on
+    the judgments key, so a row is matched only with the judge named in its ``judge_id``), else the grade; and
+    ``judged``: whether it is the judge's."""
+    from pyspark.sql import functions as F
+
+    grade = F.col("grade").cast("double")
+    if not lakehouse.exists("judgments"):
+        return ex.withColumn("teacher", grade).withColumn("judged", F.lit(False)).drop("judge_id")
+    j = (lakehouse.read(spark, "judgments").where(F.col("status").isin("ok", "truncated"))
+         .where(F.col("p1").isNotNull() & F.col("p2").isNotNull())
+         .select("query_norm", "product_id", "judge_id", (F.col("p1") + 2 * F.col("p2")).alias("expected")))
+    return (ex.join(j, ["query_norm", "product_id", "judge_id"], "left")
+            .withColumn("teacher", F.coalesce(F.col("expected"), grade))
+            .withColumn("judged", F.col("expected").isNotNull()).drop("expected", "judge_id"))
 
 
 def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
@@ -113,10 +138,11 @@ def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
     rng = random.Random(cfg.seed)
     queries = write_synthetic_queries([r["title"] or "" for r in picked], [r["brand"] for r in picked], rng,
                                       cfg.generator)
-    rows = [(r["catalog"], q, q, [r["text"]], [int(r["pid"])], [2], [0.0], True)
+    rows = [(r["catalog"], q, q, [r["text"]], [int(r["pid"])], [2], [0.0], [2.0], [False], True)
             for r, q in zip(picked, queries) if q]
     schema = ("catalog string, query string, query_norm string, texts array<string>, pids array<bigint>, "
-              "grades array<int>, scores array<double>, synthetic boolean")
+              "grades array<int>, scores array<double>, teachers array<double>, judged array<boolean>, "
+              "synthetic boolean")
     return spark.createDataFrame(rows, schema) if rows else None
 
 
@@ -131,7 +157,8 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
     out = Path(out).expanduser().resolve()
     version = lakehouse.version("training_examples")
     key = {"source": str(lakehouse.path("training_examples")), "version": version,
-           "products_version": lakehouse.version("products"), "catalogs": sorted(catalogs or []),
+           "products_version": lakehouse.version("products"), "judgments_version": lakehouse.version("judgments"),
+           "catalogs": sorted(catalogs or []),
            "augment": asdict(cfg), "layout": LAYOUT}
     manifest = out / MANIFEST
     if version is not None and manifest.is_file():
@@ -141,9 +168,11 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
 
     ex = lakehouse.read(spark, "training_examples").select("catalog", "query", "query_norm", "product_id",
                                                            F.col("grade").cast("int").alias("grade"),
-                                                           F.col("score").cast("double").alias("score"), "synthetic")
+                                                           F.col("score").cast("double").alias("score"), "synthetic",
+                                                           "judge_id")
     if catalogs:
         ex = ex.where(F.col("catalog").isin(list(catalogs)))
+    ex = _with_teacher(spark, lakehouse, ex)
     prods = (lakehouse.read(spark, "products").select(F.col("source").alias("catalog"), "product_id", "title",
                                                       "description", "brand"))
     # Only products some query uses: the text UDF never runs over the rest of the catalogue.
@@ -161,9 +190,9 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
         variants.append(F.struct(typo.alias("q"), F.lower(typo).alias("qn"), F.lit("misspelled").alias("k")))
     v = F.explode(F.filter(F.array(*variants), lambda x: x["q"].isNotNull())).alias("v")
     kind = F.col("v")["k"]
-    parts = [real.select("catalog", "texts", "pids", "grades", "scores", "synthetic", v)
+    parts = [real.select("catalog", "texts", "pids", "grades", "scores", "teachers", "judged", "synthetic", v)
              .select("catalog", F.col("v")["q"].alias("query"), F.col("v")["qn"].alias("query_norm"), "texts",
-                     "pids", "grades", "scores",
+                     "pids", "grades", "scores", "teachers", "judged",
                      F.when(kind == "real", F.col("synthetic")).otherwise(True).alias("synthetic"),
                      kind.alias("kind"))]
     syn = _synthetic(spark, used, cfg)

@@ -29,10 +29,25 @@ def _loss(cfg: dict[str, Any]):
     circle = MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
                                   cfg["in_batch_negatives"])
     cw = float(cfg.get("circle_weight", 1.0))
+    if not cw and not cfg.get("supcon_weight"):
+        return None  # distillation alone (``_distill``)
     if not cfg.get("supcon_weight"):
         return circle if cw == 1.0 else WeightedLossSum((cw, circle))
     supcon = GradedSupConLoss(cfg["supcon_temperature"], cfg.get("supcon_partials", "graded"))
     return WeightedLossSum((cw, circle), (cfg["supcon_weight"], supcon))
+
+
+def _distill(cfg: dict[str, Any]):
+    """Stage 2's judge distillation term as (weight, loss), or None when off: KL between the teacher's
+    softmax(teacher / distill_temperature) and the student's softmax(cosine / Stage 1 temperature) over each
+    query's rows and the in-batch products (``ListwiseDistillLoss``)."""
+    from strata.train.losses import ListwiseDistillLoss
+
+    w = float(cfg.get("distill_weight") or 0.0)
+    if cfg["stage"] != 2 or w <= 0:
+        return None
+    return w, ListwiseDistillLoss(cfg["supcon_temperature"], cfg.get("distill_temperature", 0.5),
+                                  cfg.get("in_batch_negatives", True))
 
 
 def _embed(model: Any, texts: list[str], device: Any):
@@ -90,7 +105,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         model = SentenceTransformer(cfg["init_model"], device="cpu", local_files_only=True)
     model.max_seq_length = cfg["max_seq_length"]
     model = ray.train.torch.prepare_model(model)
-    loss_fn = _loss(cfg)
+    loss_fn, distill = _loss(cfg), _distill(cfg)
+    unlabel_judged = cfg["stage"] == 2 and not cfg.get("label_judged", True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
     total = int(cfg["total_steps"])
     warm = max(1, int(cfg["warmup_ratio"] * total))
@@ -137,15 +153,27 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             if step >= total:
                 break
             rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
-            q, texts, owner, grade, pid = sample_batch(batch, cfg["stage"], rng, cfg.get("negatives", 3),
-                                                       cfg.get("rows_per_query", 8), cfg.get("partials", "negative"),
-                                                       cfg.get("hard_temperature"), cfg.get("positives", 1))
+            q, texts, owner, grade, pid, *extra = sample_batch(
+                batch, cfg["stage"], rng, cfg.get("negatives", 3), cfg.get("rows_per_query", 8),
+                cfg.get("partials", "negative"), cfg.get("hard_temperature"), cfg.get("positives", 1),
+                with_teacher=distill is not None or unlabel_judged)
             if not q:
                 continue
             qe = _embed(model, q, device)
             pe = _embed(model, texts, device)
-            loss = loss_fn(qe, pe, torch.as_tensor(owner, device=device), torch.as_tensor(grade, device=device),
-                           torch.as_tensor(pid, device=device))
+            owner_t, pid_t = torch.as_tensor(owner, device=device), torch.as_tensor(pid, device=device)
+            grade_t, terms = torch.as_tensor(grade, device=device), []
+            if loss_fn is not None:
+                if unlabel_judged:  # the judge's rows reach the distillation only
+                    lab = ~torch.as_tensor(extra[1], dtype=torch.bool, device=device)
+                    if lab.any():
+                        terms.append(loss_fn(qe, pe[lab], owner_t[lab], grade_t[lab], pid_t[lab]))
+                else:
+                    terms.append(loss_fn(qe, pe, owner_t, grade_t, pid_t))
+            if distill is not None:
+                w, fn = distill
+                terms.append(w * fn(qe, pe, owner_t, torch.as_tensor(extra[0], device=device), pid_t))
+            loss = sum(terms[1:], terms[0])  # never empty: Stage2Config rejects all-zero weights
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -109,7 +109,10 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
         "crash_at_step": int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
     }
     ray = engines.ray()
-    ds = ray_dataset(ray, groups, stage)
+    cols = ("query", "texts", "pids", "grades", "scores")
+    if stage == 2 and (cfg.stage2.distill_weight or not cfg.stage2.label_judged):
+        cols += ("teachers", "judged")  # the judge's soft grades and which rows are the judge's
+    ds = ray_dataset(ray, groups, stage, cols)
     free = float(ray.cluster_resources().get("CPU", 0)) - cfg.workers * (0 if cfg.use_gpu else cfg.cpus_per_worker)
     if not cfg.use_gpu and free < 1:
         # Workers that take every CPU leave none for Ray Data's read tasks, which would then wait forever:
