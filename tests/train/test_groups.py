@@ -152,8 +152,9 @@ def test_ray_dataset_streams_each_stages_groups(engines, tmp_path):
 
 
 def test_teachers_are_the_mining_judges_expected_grade_else_the_grade(spark, tmp_path):
-    """Stage 2's distillation targets: p1 + 2 p2 of the judge named in the row's judge_id (a scored verdict
-    only), the grade everywhere else (human rows, another judge's verdict, an errored one, no judgments)."""
+    """Stage 2's distillation targets: p1 + 2 p2 of the judge named in the row's judge_id, in its catalog (a
+    scored verdict only), the grade everywhere else (human rows, another judge's or catalog's verdict, an errored
+    one, no judgments)."""
     from datetime import datetime
 
     rows = example_rows()
@@ -171,7 +172,8 @@ def test_teachers_are_the_mining_judges_expected_grade_else_the_grade(spark, tmp
 
     human = next(r for r in rows if r["source"] == "human")
     verdicts = [verdict(judged[0], "j1", 0.5, 0.25), verdict(judged[1], "j1", 0.2, 0.7, status="error:oom"),
-                verdict(judged[2], "j2", 0.3, 0.3), verdict(human, "j1", 0.0, 0.0)]
+                verdict(judged[2], "j2", 0.3, 0.3), {**verdict(judged[2], "j1", 0.9, 0.1), "source": "other"},
+                verdict(human, "j1", 0.0, 0.0)]
     write_deltalake(str(lh.path("judgments")), pa.Table.from_pylist(verdicts, schema=spec("judgments").schema))
     got = read_groups(build_groups(spark, lh, tmp_path / "plain"))  # a new judgments version: rebuilt
     texts = {p["product_id"]: product_text(p["title"], p["description"]) for p in product_rows()}
@@ -179,7 +181,7 @@ def test_teachers_are_the_mining_judges_expected_grade_else_the_grade(spark, tmp
                for t, v in zip(ts, vs)}
     assert teacher[(judged[0]["query_norm"], texts[judged[0]["product_id"]])] == pytest.approx(1.0)
     assert teacher[(judged[1]["query_norm"], texts[judged[1]["product_id"]])] == 0.0  # errored: its grade
-    assert teacher[(judged[2]["query_norm"], texts[judged[2]["product_id"]])] == 0.0  # not its judge
+    assert teacher[(judged[2]["query_norm"], texts[judged[2]["product_id"]])] == 0.0  # not its judge or catalog
     assert teacher[(human["query_norm"], texts[human["product_id"]])] == float(human["grade"])
     changed = sum(a != b for x, y in zip(plain["teachers"], got["teachers"]) for a, b in zip(x, y))
     assert changed == 1

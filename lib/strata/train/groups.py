@@ -111,7 +111,8 @@ def _group(rows: Any) -> Any:
 
 def _with_teacher(spark: Any, lakehouse: Lakehouse, ex: Any) -> Any:
     """``ex`` plus ``teacher``: the mining judge's expected grade p1 + 2 p2 for the rows it scored (joined on
-    the judgments key, so a row is matched only with the judge named in its ``judge_id``), else the grade; and
+    catalog and the judgments key, so a row is matched only with the judge named in its ``judge_id``; the key
+    is unique, so no row is duplicated), else the grade; and
     ``judged``: whether it is the judge's."""
     from pyspark.sql import functions as F
 
@@ -120,8 +121,9 @@ def _with_teacher(spark: Any, lakehouse: Lakehouse, ex: Any) -> Any:
         return ex.withColumn("teacher", grade).withColumn("judged", F.lit(False)).drop("judge_id")
     j = (lakehouse.read(spark, "judgments").where(F.col("status").isin("ok", "truncated"))
          .where(F.col("p1").isNotNull() & F.col("p2").isNotNull())
-         .select("query_norm", "product_id", "judge_id", (F.col("p1") + 2 * F.col("p2")).alias("expected")))
-    return (ex.join(j, ["query_norm", "product_id", "judge_id"], "left")
+         .select(F.col("source").alias("catalog"), "query_norm", "product_id", "judge_id",
+                 (F.col("p1") + 2 * F.col("p2")).alias("expected")))
+    return (ex.join(j, ["catalog", "query_norm", "product_id", "judge_id"], "left")
             .withColumn("teacher", F.coalesce(F.col("expected"), grade))
             .withColumn("judged", F.col("expected").isNotNull()).drop("expected", "judge_id"))
 
