@@ -54,6 +54,11 @@ class Stage2Config(StageConfig):
                                "bench_distill.py (as labels, the judge's hard grades cost 2.7% nDCG@10: "
                                "BENCHMARKS.md, Training)")
 
+    @property
+    def uses_teachers(self) -> bool:
+        """Whether the stage reads the groups' teachers / judged columns (one rule for runner and loop)."""
+        return bool(self.distill_weight) or not self.label_judged
+
     @model_validator(mode="after")
     def _some_loss(self) -> "Stage2Config":
         if not (self.circle_weight or self.supcon_weight or self.distill_weight):

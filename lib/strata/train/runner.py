@@ -103,6 +103,7 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
         "shuffle_buffer": max(64, 4 * scfg.queries_per_batch),
         "mlflow_uri": cfg.mlflow_uri or (out.parent / "mlruns").resolve().as_uri(),
         "experiment": cfg.experiment, "run_name": f"stage{stage}",
+        "with_teacher": stage == 2 and cfg.stage2.uses_teachers,
         # Fault injection for the resume tests (read in the driver, so it reaches the workers).
         "probe_texts": list(PROBE_TEXTS),
         "resume_checkpoint": str(resume) if resume else None,
@@ -110,7 +111,7 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
     }
     ray = engines.ray()
     cols = ("query", "texts", "pids", "grades", "scores")
-    if stage == 2 and (cfg.stage2.distill_weight or not cfg.stage2.label_judged):
+    if loop_cfg["with_teacher"]:
         cols += ("teachers", "judged")  # the judge's soft grades and which rows are the judge's
     ds = ray_dataset(ray, groups, stage, cols)
     free = float(ray.cluster_resources().get("CPU", 0)) - cfg.workers * (0 if cfg.use_gpu else cfg.cpus_per_worker)
