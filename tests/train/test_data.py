@@ -124,3 +124,37 @@ def test_teachers_ride_along_without_changing_the_draw():
             assert judged == [g["judged"][0][p - 1] for p in plain[4]]
     with pytest.raises(ValueError, match="teachers and judged columns"):
         sample_batch(GROUP, 2, random.Random(0), with_teacher=True)
+
+
+JUDGED = {"query": ["drill"], "texts": [[f"t{i}" for i in range(12)]], "pids": [list(range(12))],
+          "grades": [[2, 1, 0, 0, 2, 2, 1, 1, 0, 0, 0, 0]], "teachers": [[1.5] * 12],
+          "judged": [[False] * 4 + [True] * 8]}  # 4 human-labelled rows, 8 the judge scored
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_judged_rows_split_the_slots_between_judge_and_human_rows(seed):
+    def flags(k, rows=8, g=JUDGED):
+        out = sample_batch(g, 2, random.Random(seed), rows_per_query=rows, with_teacher=True, judged_rows=k)
+        assert len(set(out[4])) == len(out[4])  # without replacement
+        return out[6]
+
+    assert sum(flags(4)) == 4 and len(flags(4)) == 8  # 4 human + 4 judged
+    assert sum(flags(2)) == 4  # only 4 human rows: the free slots go to judge rows
+    assert sum(flags(0)) == 4 and sum(flags(8)) == 8
+    few = {**JUDGED, "judged": [[False] * 10 + [True] * 2]}
+    assert sum(flags(4, g=few)) == 2 and len(flags(4, g=few)) == 8  # 2 judged rows: humans fill the rest
+    assert len(flags(4, rows=20)) == 12  # a query with fewer rows than slots sends them all
+
+
+def test_judged_rows_is_stage2_only_and_validated():
+    plain = sample_batch(JUDGED, 1, random.Random(3), with_teacher=True)
+    assert sample_batch(JUDGED, 1, random.Random(3), with_teacher=True, judged_rows=4) == plain
+    with pytest.raises(ValueError, match="judged_rows needs with_teacher"):
+        sample_batch(JUDGED, 2, random.Random(0), judged_rows=4)
+    with pytest.raises(ValueError, match="judged_rows needs with_teacher"):
+        sample_batch(JUDGED, 2, random.Random(0), rows_per_query=8, with_teacher=True, judged_rows=9)
+    from strata.train.config import Stage2Config
+
+    assert Stage2Config(judged_rows=4).uses_teachers and not Stage2Config().uses_teachers
+    with pytest.raises(ValueError, match="judged_rows"):
+        Stage2Config(judged_rows=9, rows_per_query=8)

@@ -39,6 +39,10 @@ class Stage2Config(StageConfig):
     gamma: float = Field(32.0, gt=0)
     in_batch_negatives: bool = True
     rows_per_query: int = Field(8, ge=2)
+    judged_rows: int | None = Field(None, ge=0, description="of rows_per_query, slots kept for judge-scored rows "
+                                    "(as far as a query has them), the rest for its human-labelled rows; None = "
+                                    "one row per grade, then uniform (judge rows then take 5-6 of 8 on Home Depot). "
+                                    "bench_distill.py's --judged")
     circle_weight: float = Field(0.25, ge=0, description="weight of the multi-class circle loss (1 with "
                                  "supcon_weight=0 = the paper's loss alone); on Home Depot nDCG@10 falls as it grows")
     supcon_weight: float = Field(1.0, ge=0, description="add this weight x the Stage 1 loss (its temperature "
@@ -57,12 +61,14 @@ class Stage2Config(StageConfig):
     @property
     def uses_teachers(self) -> bool:
         """Whether the stage reads the groups' teachers / judged columns (one rule for runner and loop)."""
-        return bool(self.distill_weight) or not self.label_judged
+        return bool(self.distill_weight) or not self.label_judged or self.judged_rows is not None
 
     @model_validator(mode="after")
     def _some_loss(self) -> "Stage2Config":
         if not (self.circle_weight or self.supcon_weight or self.distill_weight):
             raise ValueError("stage2: circle_weight, supcon_weight and distill_weight are all 0 (no loss to train)")
+        if self.judged_rows is not None and self.judged_rows > self.rows_per_query:
+            raise ValueError(f"stage2: judged_rows ({self.judged_rows}) > rows_per_query ({self.rows_per_query})")
         return self
 
 

@@ -4,7 +4,9 @@
 A query group keeps all of its graded products; each step samples from them with a RNG seeded by (seed,
 epoch, step, worker), so a resumed run sees exactly the batches the killed run would have seen.
 Stage 1 takes ``positives`` top-grade rows (default one) and ``negatives`` others per query; Stage 2 takes
-up to ``rows_per_query`` rows with every grade the query has represented.
+up to ``rows_per_query`` rows with every grade the query has represented, or, with ``judged_rows`` k, keeps k
+of them for rows only the judge scored (the split bench_distill.py's ``--judged`` measured: grade-stratified,
+the judge's rows outnumber a query's human ones and took 5-6 of 8 slots).
 
 Which irrelevant rows Stage 1 takes: uniformly by default. Mining gives most queries many *easy* negatives
 (random and cousin categories, mean cosine ~0.1 on Home Depot) and few hard ones (ANN neighbours, attribute
@@ -61,15 +63,20 @@ def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: st
 
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
                  rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None,
-                 positives: int = 1, with_teacher: bool = False) -> tuple[list, ...]:
+                 positives: int = 1, with_teacher: bool = False, judged_rows: int | None = None) -> tuple[list, ...]:
     """A batch of query groups -> (queries, product texts, owner, grade, pid) for the loss, plus the rows'
     teacher scores and judged flags (the groups' ``teachers`` and ``judged``) when ``with_teacher`` (Stage 2's
     judge distillation). The draw is the same either way.
 
-    ``hard_temperature`` needs the groups' ``scores`` column (Stage 1 only)."""
+    ``hard_temperature`` needs the groups' ``scores`` column (Stage 1 only). ``judged_rows`` (Stage 2 only,
+    needs ``with_teacher``): of ``rows_per_query``, slots kept for judge-scored rows as far as the query has
+    them; the rest go to its other (human-labelled) rows, and any slots still free to judge rows."""
     if with_teacher and not {"teachers", "judged"} <= set(batch):
         raise ValueError("with_teacher needs the groups' teachers and judged columns (groups built before they "
                          "existed: rebuild them with build_groups)")
+    if judged_rows is not None and not (with_teacher and 0 <= judged_rows <= rows_per_query):
+        raise ValueError(f"judged_rows needs with_teacher and 0 <= judged_rows <= rows_per_query "
+                         f"({rows_per_query}); got {judged_rows}")
     if positives < 1:
         raise ValueError(f"positives must be >= 1 (got {positives})")
     if hard_temperature is not None and "scores" not in batch:
@@ -86,6 +93,11 @@ def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negative
         if stage == 1:
             take = _stage1_rows(gs, rng, negatives, partials, None if sc is None else list(sc), hard_temperature,
                                 positives)
+        elif judged_rows is not None:
+            mine = [r for r in rows if jv[r]]
+            human = [r for r in rows if not jv[r]]
+            take = rng.sample(human, min(rows_per_query - min(judged_rows, len(mine)), len(human)))
+            take += rng.sample(mine, min(rows_per_query - len(take), len(mine)))
         else:
             by_grade: dict[int, list[int]] = {}
             for r in rows:

@@ -156,7 +156,8 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             q, texts, owner, grade, pid, *extra = sample_batch(
                 batch, cfg["stage"], rng, cfg.get("negatives", 3), cfg.get("rows_per_query", 8),
                 cfg.get("partials", "negative"), cfg.get("hard_temperature"), cfg.get("positives", 1),
-                with_teacher=bool(cfg.get("with_teacher")))
+                with_teacher=bool(cfg.get("with_teacher")),
+                judged_rows=cfg.get("judged_rows") if cfg["stage"] == 2 else None)
             if not q:
                 continue
             qe = _embed(model, q, device)
