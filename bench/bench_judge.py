@@ -2,7 +2,10 @@
 
     python bench/bench_judge.py --lakehouse /tmp/judge_lh --judge /tmp/judge_hd --pairs 512
 
-Candidates are the first N labelled (query, product) pairs of the lakehouse (dev split). The job is timed
+Candidates are the first N labelled (query, product) pairs of the lakehouse (dev split). The loop calls the
+judge one batch at a time (how the in-process job called it before session 18); ``in_process_job`` is
+``run_judging(use_ray=False)``, which now hands the judge windows of up to 16 batches that it sorts by length;
+``one_call`` is a single ``predict_proba`` over all pairs (bench_distill.py's teacher). The Ray job is timed
 twice: scoring only (results discarded: the pure Ray Data overhead against the loop) and end to end with
 the per-chunk MERGE into a scratch ``judgments`` table. Ray start-up is excluded (paid once per run).
 Writes bench/results/judge.json.
@@ -55,7 +58,15 @@ def main() -> None:
         judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
     res["local_loop_pairs_per_s"] = round(n / (time.perf_counter() - t0), 2)
     res["judge_id"] = judge.judge_id
+    t0 = time.perf_counter()
+    judge.predict_proba(list(cands["query"]), list(cands["product_text"]))
+    res["one_call_pairs_per_s"] = round(n / (time.perf_counter() - t0), 2)
     del judge
+    with tempfile.TemporaryDirectory() as tmp:
+        s0 = run_judging(None, Lakehouse(tmp), cands, cfg.model_copy(update={"chunk_rows": 4096}), "bench-in-process",
+                         use_ray=False, writer=lambda part: None)
+    res["in_process_job_pairs_per_s"] = s0["pairs_per_s"]
+    res["in_process_vs_loop_ratio"] = round(s0["pairs_per_s"] / res["local_loop_pairs_per_s"], 3)
 
     with Engines(EngineConfig(ray_num_cpus=os.cpu_count())) as eng:
         eng.ray()

@@ -298,3 +298,35 @@ def test_staged_candidates_errors_name_the_missing_column(spark, tmp_path):
     _write_table(tmp_path / "d", pd.DataFrame({"query": ["a"] * 25, "title": ["x"] * 25, "other": 1}), "parquet")
     with pytest.raises(ValueError, match=r"need a 'product_id' column \(have \['other', 'query', 'title'\]\)"):
         stage_candidates(spark, lh, tmp_path / "d", "j@1", tmp_path / "s2")
+
+
+def test_in_process_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_dir, tmp_path, monkeypatch):
+    """Windows of several batches let the judge sort by length; the rows and their verdicts are unchanged."""
+    import strata.judge.job as job
+    from strata.judge.job import in_process_window
+
+    cands = read_candidates(_candidates(3))
+    cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=4, chunk_rows=16)
+    assert in_process_window(cfg) == 16
+    assert in_process_window(cfg.model_copy(update={"chunk_rows": 2})) == 4
+    assert in_process_window(cfg.model_copy(update={"chunk_rows": 10_000})) == 64
+    real, calls, parts = job.load_judge, [], []
+
+    def spy(c):
+        judge = real(c)
+        inner = judge.judge
+        judge.judge = lambda batch: calls.append(len(batch)) or inner(batch)
+        return judge
+
+    monkeypatch.setattr(job, "load_judge", spy)
+    got = run_judging(engines, Lakehouse(tmp_path / "lh"), cands, cfg, "w", use_ray=False, writer=parts.append)
+    assert calls == [16, 15] and got["judged"] == 31 and got["errors"] == 1
+    key = ["query_norm", "product_id"]
+    frame = pd.concat(parts, ignore_index=True).sort_values(key).reset_index(drop=True)
+    from strata.judge.backends import load_judge
+
+    one = load_judge(cfg)  # each row judged alone: same verdicts as in the windows
+    for _, r in frame[frame["status"] == "ok"].head(5).iterrows():
+        row = cands[(cands["query_norm"] == r["query_norm"]) & (cands["product_id"] == r["product_id"])]
+        alone = job.judge_frame(one, {c: row[c].to_numpy(dtype=object) for c in row.columns})
+        assert abs(alone["p2"][0] - r["p2"]) < 1e-5
