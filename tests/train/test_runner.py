@@ -24,10 +24,12 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     out = tmp_path / "run"
     # Stage 1 with the hard-negative draw (the groups' scores column reaches the Ray Train workers) and two
     # positives per query
-    # Stage 2 with the judge-distillation term (the groups' teachers column reaches the workers too)
+    # Stage 2 with the judge-distillation term and the judged-slot draw (the groups' teachers and judged columns
+    # reach the workers too)
     cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2,
                                  "positives": 2}, stage2={"max_steps": 3, "queries_per_batch": 4,
-                                                          "distill_weight": 0.5, "label_judged": False})
+                                                          "distill_weight": 0.5, "label_judged": False,
+                                                          "judged_rows": 2})
     summary = train(engines, Lakehouse(train_lakehouse), cfg, "both", out, init_model=tiny_st_model)
     s1, s2 = summary["stages"]
     assert (s1["stage"], s1["steps"], s2["stage"], s2["steps"]) == (1, 4, 2, 3)
@@ -46,6 +48,7 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     assert logged == {"2"}  # Stage 1's setting reached the worker config (Stage 2 has no such knob)
     logged = {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/distill_weight")}
     assert logged == {"0.5"}  # Stage 2's run only
+    assert {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/judged_rows")} == {"2"}
 
 
 LONGER = {"max_steps": 6, "queries_per_batch": 4, "lr": 5e-5}

@@ -374,8 +374,8 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
     else:
         judge = load_judge(cfg)
         # Hand the judge a window of batches at a time: it sorts a call's pairs by length and cuts its own
-        # batches (and the grade head encodes each distinct text once per call), so batch-sized calls padded
-        # every batch to its longest random text: 68 pairs/s in-process against 119 sorted (BENCHMARKS.md).
+        # batches (and the grade head encodes each distinct text once per call); batch-sized calls padded every
+        # batch to its longest random text: 69 against 87 pairs/s (bench_judge.py, BENCHMARKS.md session 18).
         for part in todo.frames(in_process_window(cfg)):
             res = judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
             pending.append(pd.DataFrame(res))
