@@ -98,13 +98,14 @@ def sample(b: dict, rng, rows: int, judged: int = 0) -> tuple:
     ``judged`` 0 is the session-9 draw: every labelled row first. A Home Depot training query has 6.3 labelled
     products on average (half have 7 or more), so with 8 rows that draw leaves the judged candidates, the rows
     only the teacher adds, one slot or none for half the queries."""
+    from strata.train.data import judged_split
+
     queries, texts, owner, grade, pid, teacher = [], [], [], [], [], []
     for q, ts, ps, gs, tv in zip(b["query"], b["texts"], b["pids"], b["grades"], b["teacher"]):
         idx = list(range(len(ts)))
         lab = [i for i in idx if gs[i] >= 0]
         rest = [i for i in idx if gs[i] < 0]
-        take = rng.sample(lab, min(rows - min(judged, len(rest)), len(lab)))
-        take += rng.sample(rest, min(rows - len(take), len(rest)))
+        take = judged_split(lab, rest, rows, judged, rng)
         queries.append(str(q))
         for i in take:
             texts.append(ts[i])

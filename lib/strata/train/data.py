@@ -61,6 +61,14 @@ def _stage1_rows(gs: list[int], rng: random.Random, negatives: int, partials: st
     return take + rng.sample(left, min(max(want - len(take), 0), len(left)))
 
 
+def judged_split(human: list[int], judged: list[int], rows: int, k: int, rng: random.Random) -> list[int]:
+    """``rows`` of a query's rows: ``k`` slots kept for ``judged`` (judge-scored) rows as far as there are
+    that many, the rest ``human`` rows, then judged rows for any slots still free (Stage 2's ``judged_rows``,
+    bench_distill.py's ``--judged``: one rule, so the bench and the library draw alike)."""
+    take = rng.sample(human, min(rows - min(k, len(judged)), len(human)))
+    return take + rng.sample(judged, min(rows - len(take), len(judged)))
+
+
 def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negatives: int = 3,
                  rows_per_query: int = 8, partials: str = "negative", hard_temperature: float | None = None,
                  positives: int = 1, with_teacher: bool = False, judged_rows: int | None = None) -> tuple[list, ...]:
@@ -94,10 +102,8 @@ def sample_batch(batch: dict[str, Any], stage: int, rng: random.Random, negative
             take = _stage1_rows(gs, rng, negatives, partials, None if sc is None else list(sc), hard_temperature,
                                 positives)
         elif judged_rows is not None:
-            mine = [r for r in rows if jv[r]]
-            human = [r for r in rows if not jv[r]]
-            take = rng.sample(human, min(rows_per_query - min(judged_rows, len(mine)), len(human)))
-            take += rng.sample(mine, min(rows_per_query - len(take), len(mine)))
+            take = judged_split([r for r in rows if not jv[r]], [r for r in rows if jv[r]], rows_per_query,
+                                judged_rows, rng)
         else:
             by_grade: dict[int, list[int]] = {}
             for r in rows:
