@@ -303,13 +303,13 @@ def test_staged_candidates_errors_name_the_missing_column(spark, tmp_path):
 def test_in_process_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_dir, tmp_path, monkeypatch):
     """Windows of several batches let the judge sort by length; the rows and their verdicts are unchanged."""
     import strata.judge.job as job
-    from strata.judge.job import in_process_window
+    from strata.judge.job import judge_window
 
     cands = read_candidates(_candidates(3))
     cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=4, chunk_rows=16)
-    assert in_process_window(cfg) == 16
-    assert in_process_window(cfg.model_copy(update={"chunk_rows": 2})) == 4
-    assert in_process_window(cfg.model_copy(update={"chunk_rows": 10_000})) == 64
+    assert judge_window(cfg) == 16
+    assert judge_window(cfg.model_copy(update={"chunk_rows": 2})) == 4
+    assert judge_window(cfg.model_copy(update={"chunk_rows": 10_000})) == 64
     real, calls, parts = job.load_judge, [], []
 
     def spy(c):
@@ -330,3 +330,32 @@ def test_in_process_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_
         row = cands[(cands["query_norm"] == r["query_norm"]) & (cands["product_id"] == r["product_id"])]
         alone = job.judge_frame(one, {c: row[c].to_numpy(dtype=object) for c in row.columns})
         assert abs(alone["p2"][0] - r["p2"]) < 1e-5
+
+
+def test_ray_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_dir, tmp_path, monkeypatch):
+    """The Ray actors get the same windows as the in-process path (they got single batches until session 19),
+    and give the same verdicts."""
+    import numpy as np
+
+    import strata.judge.job as job
+
+    class Spy(job.JudgeBatches):  # local class: Ray ships it by value
+        def __call__(self, batch):
+            out = super().__call__(batch)
+            out["call_rows"] = np.full(len(batch["query"]), len(batch["query"]))
+            return out
+
+    cands = read_candidates(_candidates(3))
+    cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=4, chunk_rows=16, actor_cpus=0.5)
+    ray_parts, local_parts = [], []
+    run_judging(engines, Lakehouse(tmp_path / "lh"), cands, cfg, "w", use_ray=False, writer=local_parts.append)
+    monkeypatch.setattr(job, "JudgeBatches", Spy)
+    got = run_judging(engines, Lakehouse(tmp_path / "lh2"), cands, cfg, "r", use_ray=True, writer=ray_parts.append)
+    assert got["judged"] == 31 and got["errors"] == 1
+    key = ["query_norm", "product_id"]
+    by_ray = pd.concat(ray_parts, ignore_index=True).sort_values(key).reset_index(drop=True)
+    local = pd.concat(local_parts, ignore_index=True).sort_values(key).reset_index(drop=True)
+    assert sorted(by_ray.groupby("call_rows").size().items()) == [(15, 15), (16, 16)]
+    assert (by_ray[key] == local[key]).all().all() and (by_ray["status"] == local["status"]).all()
+    ok = local["status"] == "ok"
+    assert np.allclose(by_ray.loc[ok, ["p0", "p1", "p2"]], local.loc[ok, ["p0", "p1", "p2"]], atol=1e-5)

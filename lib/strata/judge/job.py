@@ -267,8 +267,9 @@ class JudgeBatches:
         return judge_frame(self.judge, batch)
 
 
-def in_process_window(cfg: JudgeConfig) -> int:
-    """Rows per judge call on the in-process path: up to 16 batches, never past a MERGE chunk."""
+def judge_window(cfg: JudgeConfig) -> int:
+    """Rows per judge call (both paths): up to 16 batches, never past a MERGE chunk. The judge sorts a call's
+    pairs by length and cuts its own batches, so a window pads less than batch-sized calls of random texts."""
     return max(cfg.batch_size, min(cfg.chunk_rows, 16 * cfg.batch_size))
 
 
@@ -358,12 +359,14 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
         from strata.embed.ray_embed import _node_cpus, torch_threads
 
         ray = engines.ray()
-        # Shortest texts first within each block of a few batches: batches pad little.
-        ds = todo.ray_dataset(ray, cfg.batch_size * 4).map_batches(
+        # Each actor call gets a window of batches, as on the in-process path; the block size matches it so
+        # Ray Data does not cut windows across blocks.
+        window = judge_window(cfg)
+        ds = todo.ray_dataset(ray, window).map_batches(
             JudgeBatches,
             fn_constructor_kwargs={"cfg": cfg.model_dump(),
                                    "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray))},
-            batch_size=cfg.batch_size, batch_format="numpy", concurrency=cfg.actors,
+            batch_size=window, batch_format="numpy", concurrency=cfg.actors,
             num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
         )
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
@@ -376,7 +379,7 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
         # Hand the judge a window of batches at a time: it sorts a call's pairs by length and cuts its own
         # batches (and the grade head encodes each distinct text once per call); batch-sized calls padded every
         # batch to its longest random text: 69 against 87 pairs/s (bench_judge.py, BENCHMARKS.md session 18).
-        for part in todo.frames(in_process_window(cfg)):
+        for part in todo.frames(judge_window(cfg)):
             res = judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
             pending.append(pd.DataFrame(res))
             pending_rows += len(part)
