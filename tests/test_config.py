@@ -44,3 +44,31 @@ def test_data_root_env(monkeypatch, tmp_path):
     cfg = load_config("demo")
     assert cfg.data.resolved_root() == tmp_path
     assert cfg.data.source_path(cfg.data.sources[0]) == tmp_path / "homedepot/train.csv.gz"
+
+
+def test_remine_lays_its_changes_over_mine():
+    cfg = load_config("demo", overrides=["mine.max_queries=40", "pipeline.remine={n_ann: 20, rank_min: 0, rank_max: 20}"])
+    m = cfg.remine_config("/runs/r/train/stage1/model")
+    assert (m.model, m.n_ann, m.rank_min, m.rank_max) == ("/runs/r/train/stage1/model", 20, 0, 20)
+    assert m.max_queries == 40 and m.n_random == cfg.mine.n_random  # the rest is mine's
+    assert load_config("demo").pipeline.remine is None
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["pipeline.remine={n_ann: -1}"], r"pipeline\.remine\.n_ann: .*greater than or equal to 0 \(got -1\)"),
+    (["pipeline.remine={bogus: 1}"], r"pipeline\.remine\.bogus"),
+    (["pipeline.remine={rank_min: 60}"], r"pipeline\.remine: rank_max \(50\) must exceed rank_min \(60\)"),
+    (["pipeline.remine={model: m}"], r"always uses the Stage 1 model"),
+    (["pipeline.remine={use_judge: false}"], r"pipeline\.remine\.use_judge"),
+    (["pipeline.remine={}", "pipeline.train=false"], r"needs pipeline\.train=true"),
+    (["pipeline.remine={}", "pipeline.judge=false"], r"needs a judge"),
+])
+def test_remine_errors_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config("demo", overrides=overrides)
+    assert "'profile'" not in str(e.value)  # a cross-section check does not dump the whole config
+
+
+def test_remine_with_a_configured_judge_needs_no_judge_training():
+    cfg = load_config("demo", overrides=["pipeline.remine={}", "pipeline.judge=false", "judge.model=/j"])
+    assert cfg.pipeline.remine == {}

@@ -261,6 +261,11 @@ class PipelineConfig(_Model):
     judge_stack_fraction: float = Field(0.25, ge=0, lt=1)
     mine: bool = False
     train: bool = False
+    remine: dict[str, Any] | None = Field(
+        None, description="Mine and Refine's Stage 2 data: after Stage 1, mine again with the Stage 1 model, every "
+        "candidate judged, then train Stage 2 on that table. The value: `mine` settings to change for this pass "
+        "(e.g. {n_ann: 20, rank_min: 0, rank_max: 20, n_sibling: 0, n_attribute: 0, n_cousin: 0, n_random: 0}; "
+        "{} keeps `mine`'s). None: Stage 2 trains on the one mining pass (the baseline model's neighbours)")
 
 
 class StrataConfig(_Model):
@@ -279,6 +284,34 @@ class StrataConfig(_Model):
     refresh: RefreshConfig = Field(default_factory=RefreshConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     seed: int = 13
+
+    @model_validator(mode="after")
+    def _remine_is_a_judged_mining_pass(self) -> "StrataConfig":
+        p = self.pipeline
+        if p.remine is None:
+            return self
+        if not p.train:
+            raise ValueError("pipeline.remine re-mines between the training stages: it needs pipeline.train=true")
+        if "model" in p.remine:
+            raise ValueError("pipeline.remine.model: the re-mining pass always uses the Stage 1 model")
+        if p.remine.get("use_judge") is False:
+            raise ValueError("pipeline.remine.use_judge: the re-mined candidates are Stage 2 data only once judged")
+        if not p.judge and self.judge.backend == "distilled" and not self.judge.model:
+            raise ValueError("pipeline.remine needs a judge to re-annotate the Stage 1 model's neighbours: set "
+                             "pipeline.judge=true (train one) or judge.model / judge.backend")
+        try:
+            self.remine_config("stage1")
+        except ValidationError as e:
+            raise ValueError("; ".join(
+                f"pipeline.remine{''.join('.' + str(x) for x in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                f"{' (got ' + repr(err['input']) + ')' if err['loc'] else ' (mine with the remine changes)'}"
+                for err in e.errors())) from None
+        return self
+
+    def remine_config(self, stage1_model: str) -> MineConfig:
+        """``mine`` with ``pipeline.remine``'s changes, mining ``stage1_model``'s neighbours."""
+        over = {**(self.pipeline.remine or {}), "model": str(stage1_model)}
+        return MineConfig.model_validate({**self.mine.model_dump(), **over})
 
     @model_validator(mode="after")
     def _no_url_credentials(self) -> "StrataConfig":
@@ -376,6 +409,9 @@ def load_config(
         msgs = []
         for err in e.errors():
             field = ".".join(str(x) for x in err["loc"])
+            if not field:  # a check across sections: its message names the fields; the input is the whole config
+                msgs.append(err["msg"].removeprefix("Value error, "))
+                continue
             msgs.append(f"{field}: {err['msg']} (got {_shown(field, err.get('input'))})")
         raise ConfigError("invalid config:\n  " + "\n  ".join(msgs)) from None
     cfg.data.check_sources()

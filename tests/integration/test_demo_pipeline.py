@@ -29,6 +29,9 @@ def demo_run(data_root, engines, tmp_path_factory):
             "pipeline.judge_layers=1", "pipeline.judge_max_pairs=600", "mine.max_queries=40",
             "train.stage1.max_steps=3", "train.stage2.max_steps=2", "train.stage1.queries_per_batch=8",
             "train.stage2.queries_per_batch=8", "train.cpus_per_worker=0.5", "train.threads=1",
+            # Mine and Refine: Stage 2 on the Stage 1 model's own judged neighbours (ANN ranks 0-9 only)
+            "pipeline.remine={n_ann: 10, rank_min: 0, rank_max: 10, n_sibling: 0, n_attribute: 0, n_cousin: 0,"
+            " n_random: 0}",
         ],
     )
     out = tmp_path_factory.mktemp("runs") / "demo-test"
@@ -52,8 +55,27 @@ def test_training_loop_left_judge_examples_and_model(demo_run):
     assert "human" in mining["sources"] and len(mining["sources"]) >= 3
     assert SentenceTransformer(str(d / "model"), device="cpu").encode(["drill"]).shape == (1, 384)
     man = json.loads((d / "manifest.json").read_text())
-    assert {"features", "judge_train", "mine", "train"} <= set(man["timings_seconds"])
+    assert {"features", "judge_train", "mine", "train_stage1", "remine", "train_stage2"} <= set(man["timings_seconds"])
     assert man["models"]["judge"] == judge["judge_id"]
+
+
+def test_stage2_trained_on_the_stage1_models_judged_neighbours(demo_run):
+    """pipeline.remine: after Stage 1, the table is mined again with the Stage 1 model (ANN only, all judged),
+    and Stage 2 starts from Stage 1 on that table."""
+    d = demo_run.run_dir
+    man = json.loads((d / "manifest.json").read_text())
+    stage1 = str(d / "train" / "stage1" / "model")
+    assert man["mine"]["model"] == "baseline" and man["remine"]["model"] == stage1
+    assert man["remine"]["judge"], "the re-mined candidates were not judged"
+    remined = json.loads((d / "remining.json").read_text())["overall"]["sources"]
+    first = json.loads((d / "mining.json").read_text())["overall"]["sources"]
+    structured = {"attribute_flip", "taxonomy_sibling", "cousin", "random"}
+    assert {"ann", "judge"} & set(remined) and not structured & set(remined)
+    assert structured & set(first)
+    train = json.loads((d / "train" / "train.json").read_text())
+    assert [s["stage"] for s in train["stages"]] == [1, 2]
+    inits = {f.read_text() for f in (d / "train" / "mlruns").glob("*/*/params/init_model")}
+    assert stage1 in inits  # Stage 2's MLflow run started from the Stage 1 model
 
 
 def test_metrics_are_real_numbers_for_both_retrievers(demo_run):

@@ -61,20 +61,28 @@ def _train_stages(config: StrataConfig, eng: Engines, lakehouse: Lakehouse, run_
     elif config.judge.model or config.judge.backend != "distilled":
         judge_cfg = config.judge
     if p.mine:
-        from strata.mine.job import mining_report, run_mining
-
         with manifest.stage("mine"):
-            m = run_mining(eng, lakehouse, config.mine, config.split, config.embed, judge_cfg, manifest.run_id)
-        manifest.extra["mine"] = {"rows": m.rows, "by_source": m.by_source, "removed": m.removed,
-                                  "judge": m.judge, "timings": m.timings}
-        mining_report(lakehouse, run_dir / "mining.json")
-        manifest.outputs["mining_report"] = str(run_dir / "mining.json")
+            _mine(config, eng, lakehouse, config.mine, judge_cfg, manifest, run_dir, "mine")
     if not p.train:
         return None
     from strata.train.runner import train
 
-    with manifest.stage("train"):
-        summary = train(eng, lakehouse, config.train, "both", run_dir / "train")
+    if p.remine is None:
+        with manifest.stage("train"):
+            summary = train(eng, lakehouse, config.train, "both", run_dir / "train")
+    else:
+        # Mine and Refine: Stage 2 learns from the Stage 1 model's own hard neighbours, each re-annotated by
+        # the judge. Mining rewrites training_examples, so Stage 1 has finished on the first table by then.
+        with manifest.stage("train_stage1"):
+            first = train(eng, lakehouse, config.train, "1", run_dir / "train")
+        stage1_model = first["stages"][-1]["model_dir"]
+        with manifest.stage("remine"):
+            _mine(config, eng, lakehouse, config.remine_config(stage1_model), judge_cfg, manifest, run_dir,
+                  "remine")
+        with manifest.stage("train_stage2"):
+            summary = train(eng, lakehouse, config.train, "2", run_dir / "train", init_model=stage1_model)
+        summary["stages"] = first["stages"] + summary["stages"]
+        (run_dir / "train" / "train.json").write_text(json.dumps(summary, indent=2, default=str))
     import shutil
 
     shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -82,6 +90,21 @@ def _train_stages(config: StrataConfig, eng: Engines, lakehouse: Lakehouse, run_
     manifest.outputs["model"] = str(run_dir / "model")
     manifest.extra["train"] = {k: v for k, v in summary.items() if k != "config"}
     return str(run_dir / "model")
+
+
+def _mine(config: StrataConfig, eng: Engines, lakehouse: Lakehouse, mine_cfg: Any, judge_cfg: Any,
+          manifest: Manifest, run_dir: Path, name: str) -> None:
+    """One mining pass (it replaces ``training_examples``); counts in the manifest, its report in
+    RUN_DIR/mining.json (``mine``) or RUN_DIR/remining.json (``remine``)."""
+    from strata.mine.job import mining_report, run_mining
+
+    run_id = manifest.run_id if name == "mine" else f"{manifest.run_id}-{name}"
+    m = run_mining(eng, lakehouse, mine_cfg, config.split, config.embed, judge_cfg, run_id)
+    manifest.extra[name] = {"model": mine_cfg.model, "rows": m.rows, "by_source": m.by_source,
+                            "removed": m.removed, "judge": m.judge, "timings": m.timings}
+    report = run_dir / ("mining.json" if name == "mine" else "remining.json")
+    mining_report(lakehouse, report)
+    manifest.outputs["mining_report" if name == "mine" else "remining_report"] = str(report)
 
 
 def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | None = None) -> RunResult:
