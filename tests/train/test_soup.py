@@ -39,6 +39,23 @@ def test_soup_is_the_mean_of_the_ingredients(tiny_st_model, tmp_path):
     assert emb.shape[0] == 1 and abs(float((emb ** 2).sum()) - 1) < 1e-5
 
 
+def test_weighted_soup_extrapolates_along_a_fine_tune(tiny_st_model, tmp_path):
+    """Weights -0.5, 1.5 on (start, fine-tune): start + 1.5 x (fine-tune - start)."""
+    from sentence_transformers import SentenceTransformer
+
+    a = _perturbed(tiny_st_model, tmp_path / "a", 0.02)
+    out = average_models([tiny_st_model, a], tmp_path / "x", weights=[-0.5, 1.5])
+    got = SentenceTransformer(str(out), device="cpu", local_files_only=True).state_dict()
+    base = SentenceTransformer(tiny_st_model, device="cpu", local_files_only=True).state_dict()
+    for k, v in got.items():
+        want = base[k] + 0.03 if v.is_floating_point() else base[k]
+        assert torch.allclose(v, want, atol=1e-6), k
+    with pytest.raises(ValueError, match="sum to 1"):
+        average_models([tiny_st_model, a], tmp_path / "y", weights=[0.5, 0.6])
+    with pytest.raises(ValueError, match="one per model"):
+        average_models([tiny_st_model, a], tmp_path / "y", weights=[1.0])
+
+
 def test_soup_rejects_one_model_and_mismatched_ingredients(tiny_st_model, tmp_path):
     from strata.embed.encoder import resolve_model
 
@@ -61,6 +78,13 @@ def test_cli_soup_writes_a_model_and_reports_mismatches(tiny_st_model, tmp_path)
     r = CliRunner().invoke(app, ["soup", "--model", a, "--model", tiny_st_model, "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "s" / "modules.json").is_file()
+    r = CliRunner().invoke(app, ["soup", "--model", tiny_st_model, "--model", a, "--weight", "-1", "--weight", "2",
+                                 "--out", str(tmp_path / "w")])
+    assert r.exit_code == 0, r.output
+    assert '"weights": [' in r.output and (tmp_path / "w" / "modules.json").is_file()
+    r = CliRunner().invoke(app, ["soup", "--model", tiny_st_model, "--model", a, "--weight", "1", "--weight", "1",
+                                 "--out", str(tmp_path / "w2")])
+    assert r.exit_code == 2 and "sum to 1" in r.output
     r = CliRunner().invoke(app, ["soup", "--model", tiny_st_model, "--model", resolve_model("baseline"),
                                  "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "different parameters" in r.output

@@ -57,14 +57,17 @@ def soup(
     models: list[Path] = typer.Option(..., "--model", help="sentence-transformers dir fine-tuned from the same "
                                       "start (repeat, >= 2)"),
     out: Path = typer.Option(..., "--out", help="where the averaged model is saved"),
+    weights: list[float] | None = typer.Option(None, "--weight", help="one per --model, in order, summing to 1 "
+                                               "(default: uniform); e.g. -0.5 START 1.5 RUN extrapolates RUN"),
 ) -> None:
     """Average the weights of fine-tunes that share a start ("model soup"): N runs with other seeds or
     settings, trained in parallel, become one model at no extra training cost (BENCHMARKS.md, Training)."""
     from strata.train.soup import average_models
 
     try:
-        path = average_models([str(m) for m in models], out)
+        path = average_models([str(m) for m in models], out, weights or None)
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
-    print(json.dumps({"model": str(path), "ingredients": [str(m) for m in models]}, indent=2))
+    print(json.dumps({"model": str(path), "ingredients": [str(m) for m in models],
+                      "weights": weights or [1 / len(models)] * len(models)}, indent=2))
