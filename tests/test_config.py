@@ -47,7 +47,8 @@ def test_data_root_env(monkeypatch, tmp_path):
 
 
 def test_remine_lays_its_changes_over_mine():
-    cfg = load_config("demo", overrides=["mine.max_queries=40", "pipeline.remine={n_ann: 20, rank_min: 0, rank_max: 20}"])
+    cfg = load_config("demo", overrides=["mine.max_queries=40",
+                                         "pipeline.remine={n_ann: 20, rank_min: 0, rank_max: 20}"])
     m = cfg.remine_config("/runs/r/train/stage1/model")
     assert (m.model, m.n_ann, m.rank_min, m.rank_max) == ("/runs/r/train/stage1/model", 20, 0, 20)
     assert m.max_queries == 40 and m.n_random == cfg.mine.n_random  # the rest is mine's

@@ -302,10 +302,12 @@ class StrataConfig(_Model):
         try:
             self.remine_config("stage1")
         except ValidationError as e:
-            raise ValueError("; ".join(
-                f"pipeline.remine{''.join('.' + str(x) for x in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                f"{' (got ' + repr(err['input']) + ')' if err['loc'] else ' (mine with the remine changes)'}"
-                for err in e.errors())) from None
+            def why(err: Any) -> str:
+                where = "".join("." + str(x) for x in err["loc"])
+                said = f" (got {err['input']!r})" if err["loc"] else " (mine with the remine changes)"
+                return f"pipeline.remine{where}: {err['msg'].removeprefix('Value error, ')}{said}"
+
+            raise ValueError("; ".join(why(err) for err in e.errors())) from None
         return self
 
     def remine_config(self, stage1_model: str) -> MineConfig:

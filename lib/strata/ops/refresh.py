@@ -217,6 +217,9 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
     if not state.done("train", f):
         from strata.train.runner import train
 
+        if cfg.pipeline.remine is not None:
+            log.warning("refresh: pipeline.remine is a `strata run` option; the refresh trains both stages on its "
+                        "one mining pass (the champion's neighbours)")
         summary = train(eng, lh, cfg.train, "both", run_dir / "train", init_model=champ.source)
         candidate = summary["model"]
         state.complete("train", f, {"model": candidate})
