@@ -55,6 +55,24 @@ def test_remine_lays_its_changes_over_mine():
     assert load_config("demo").pipeline.remine is None
 
 
+def test_remine_is_judged_when_the_first_pass_is_not():
+    cfg = load_config("demo", overrides=["mine.use_judge=false", "pipeline.remine={}"])
+    assert cfg.mine.use_judge is False and cfg.remine_config("m").use_judge is True
+
+
+def test_local_profile_is_the_measured_recipe():
+    """`strata run --profile local`: unjudged first pass -> Stage 1 -> judged re-mining -> distilled Stage 2."""
+    cfg = load_config("local")
+    assert cfg.mine.use_judge is False and cfg.pipeline.judge
+    m = cfg.remine_config("s1")
+    assert (m.use_judge, m.n_ann, m.rank_min, m.rank_max) == (True, 20, 0, 20)
+    assert m.n_sibling == m.n_attribute == m.n_cousin == m.n_random == 0
+    s2 = cfg.train.stage2
+    assert (s2.circle_weight, s2.distill_weight, s2.label_judged, s2.judged_rows) == (0, 1, False, 4)
+    assert s2.uses_teachers
+    assert load_config("local", overrides=["pipeline.remine=null"]).pipeline.remine is None
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["pipeline.remine={n_ann: -1}"], r"pipeline\.remine\.n_ann: .*greater than or equal to 0 \(got -1\)"),
     (["pipeline.remine={bogus: 1}"], r"pipeline\.remine\.bogus"),

@@ -311,8 +311,9 @@ class StrataConfig(_Model):
         return self
 
     def remine_config(self, stage1_model: str) -> MineConfig:
-        """``mine`` with ``pipeline.remine``'s changes, mining ``stage1_model``'s neighbours."""
-        over = {**(self.pipeline.remine or {}), "model": str(stage1_model)}
+        """``mine`` with ``pipeline.remine``'s changes, mining ``stage1_model``'s neighbours, always judged (even
+        when ``mine.use_judge=false`` keeps the judge out of the first pass)."""
+        over = {**(self.pipeline.remine or {}), "model": str(stage1_model), "use_judge": True}
         return MineConfig.model_validate({**self.mine.model_dump(), **over})
 
     @model_validator(mode="after")

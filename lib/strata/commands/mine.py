@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +22,19 @@ mine_app = typer.Typer(help="Hard-negative mining into training_examples, and in
 
 def register(app: typer.Typer) -> None:
     app.add_typer(mine_app, name="mine")
+
+
+def judge_choice(cfg: Any, judge: Optional[Path], no_judge: bool) -> tuple[Any, Any]:
+    """(mine config, judge config or None) for ``strata mine run``: ``--no-judge`` wins; an explicit ``--judge``
+    judges even where the profile's ``mine.use_judge`` is false (the local profile's first pass is unjudged)."""
+    if no_judge:
+        return cfg.mine, None
+    if judge is not None:
+        return (cfg.mine.model_copy(update={"use_judge": True}),
+                cfg.judge.model_copy(update={"backend": "distilled", "model": str(judge)}))
+    if cfg.judge.model or cfg.judge.backend != "distilled":
+        return cfg.mine, cfg.judge
+    return cfg.mine, None
 
 
 @mine_app.command("run")
@@ -46,16 +59,11 @@ def run(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     cfg = _config(profile, config, sets)
-    judge_cfg = None
-    if not no_judge:
-        if judge is not None:
-            judge_cfg = cfg.judge.model_copy(update={"backend": "distilled", "model": str(judge)})
-        elif cfg.judge.model or cfg.judge.backend != "distilled":
-            judge_cfg = cfg.judge
+    mine_cfg, judge_cfg = judge_choice(cfg, judge, no_judge)
     lh = Lakehouse(lakehouse, cfg.lakehouse.format)
     rid = run_id or f"mine-{time.strftime('%Y%m%d-%H%M%S')}"
     with Engines(EngineConfig(**{**cfg.engine.model_dump(), "ray_num_cpus": os.cpu_count()})) as eng:
-        res = run_mining(eng, lh, cfg.mine, cfg.split, cfg.embed, judge_cfg, rid, use_ray=not no_ray)
+        res = run_mining(eng, lh, mine_cfg, cfg.split, cfg.embed, judge_cfg, rid, use_ray=not no_ray)
     rep = mining_report(lh, report)
     out = json.loads(res.to_json())
     out["report"] = rep["overall"]

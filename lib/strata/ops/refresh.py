@@ -1,7 +1,8 @@
 """``strata refresh``: the nightly pipeline as one command, incremental and safe to kill.
 
 ingest (new log days, catalog changes) -> features (+ category enrichment) -> mine with the champion model
-(the judge scores only candidates it has not judged) -> continue training from the champion -> evaluate
+(the judge scores only candidates it has not judged; with ``pipeline.remine`` the pass takes its settings, as
+the champion's own judged neighbours are Stage 2's data) -> continue training from the champion -> evaluate
 candidate vs champion on the dev split -> promotion gate -> promote (MLflow registry alias ``champion``)
 -> rebuild the product index with the champion.
 
@@ -137,6 +138,21 @@ def refresh(config: StrataConfig, state_dir: str | Path, engines: Any = None) ->
                 eng.close()
 
 
+def refresh_mine_config(cfg: StrataConfig, champion: str, judged: bool) -> tuple[Any, Any]:
+    """The refresh's one mining pass over ``champion``'s neighbours, and what its fingerprint records.
+
+    With ``pipeline.remine`` and a configured judge the pass is ``strata run``'s re-mining pass: the champion is
+    already a trained model, so its own judged neighbours are Mine and Refine's Stage 2 data (one pass a night,
+    not two). Otherwise it is ``mine`` as configured."""
+    if cfg.pipeline.remine is None:
+        return cfg.mine.model_copy(update={"model": champion}), cfg.mine.model_dump()
+    if not judged:
+        log.warning("refresh: pipeline.remine needs a judge the refresh can load (judge.model); mining with "
+                    "`mine` as configured, unjudged")
+        return cfg.mine.model_copy(update={"model": champion}), cfg.mine.model_dump()
+    return cfg.remine_config(champion), {"mine": cfg.mine.model_dump(), "remine": cfg.pipeline.remine}
+
+
 def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
     from strata.embed.encoder import resolve_model
 
@@ -196,9 +212,9 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
     # 3. mine with the champion (judge: only pairs it has not judged yet)
     t0 = time.perf_counter()
     judge_cfg = cfg.judge if (cfg.judge.model or cfg.judge.backend != "distilled") else None
-    mine_cfg = cfg.mine.model_copy(update={"model": champ.source})
+    mine_cfg, mine_fp = refresh_mine_config(cfg, champ.source, judged=judge_cfg is not None)
     f = fp("labels", "products", "product_features", "taxonomy_neighbours", "query_attributes",
-           "query_product_engagement", champion=champ.version, mine=cfg.mine.model_dump(),
+           "query_product_engagement", champion=champ.version, mine=mine_fp,
            judge=judge_cfg.model_dump() if judge_cfg else None)
     if not state.done("mine", f):
         from strata.mine.job import run_mining
@@ -217,9 +233,6 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
     if not state.done("train", f):
         from strata.train.runner import train
 
-        if cfg.pipeline.remine is not None:
-            log.warning("refresh: pipeline.remine is a `strata run` option; the refresh trains both stages on its "
-                        "one mining pass (the champion's neighbours)")
         summary = train(eng, lh, cfg.train, "both", run_dir / "train", init_model=champ.source)
         candidate = summary["model"]
         state.complete("train", f, {"model": candidate})
