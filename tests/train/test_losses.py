@@ -186,6 +186,8 @@ def test_stage2_distillation_term_is_off_unless_weighted():
     assert _distill({**base, "stage": 1, "distill_weight": 1.0}) is None
     w, fn = _distill({**base, "distill_weight": 0.7})
     assert w == 0.7 and isinstance(fn, ListwiseDistillLoss) and (fn.ts, fn.tt) == (0.05, 0.5)
+    assert fn.negative_score == 0.0
+    assert _distill({**base, "distill_weight": 1.0, "distill_negative_score": -1.5})[1].negative_score == -1.5
     assert Stage2Config().distill_weight == 0.0  # off by default
     Stage2Config(circle_weight=0, supcon_weight=0, distill_weight=1.0)
     with pytest.raises(ValueError, match="all 0"):
@@ -199,9 +201,9 @@ def _kl(t, s):
     return sum(a / zt * (math.log(a / zt) - math.log(b / zs)) for a, b in zip(pt, ps))
 
 
-@pytest.mark.parametrize("in_batch", [False, True])
-def test_distill_matches_hand_computation(in_batch):
-    ts, tt, neg = 0.1, 0.5, 0.0
+@pytest.mark.parametrize("in_batch, neg", [(False, 0.0), (True, 0.0), (True, -1.0)])
+def test_distill_matches_hand_computation(in_batch, neg):
+    ts, tt = 0.1, 0.5
     teacher = torch.tensor([1.8, 1.2, 0.3, 1.5, 0.4], dtype=torch.float64)
     got = ListwiseDistillLoss(ts, tt, in_batch, neg)(Q, P, OWNER, teacher).item()
     s = (Q @ P.T).numpy() / ts

@@ -53,6 +53,9 @@ class Stage2Config(StageConfig):
                                   "vs MNRL's 0.3587 (BENCHMARKS.md, Training, sessions 16-18). 0 = off")
     distill_temperature: float = Field(0.5, gt=0, description="teacher temperature of the distillation (the "
                                        "student's is stage1.temperature)")
+    distill_negative_score: float = Field(0.0, description="teacher score of the other queries' in-batch "
+                                          "products (the grade scale: 0 = irrelevant; lower = the teacher puts "
+                                          "less mass on them, apart from its temperature)")
     label_judged: bool = Field(True, description="judge-scored rows count as labels (their argmax grade) in the "
                                "circle and Stage 1 terms; False = they reach only the distillation term, as in "
                                "bench_distill.py (as labels, the judge's hard grades cost 2.7% nDCG@10: "

@@ -47,7 +47,7 @@ def _distill(cfg: dict[str, Any]):
     if cfg["stage"] != 2 or w <= 0:
         return None
     return w, ListwiseDistillLoss(cfg["supcon_temperature"], cfg.get("distill_temperature", 0.5),
-                                  cfg.get("in_batch_negatives", True))
+                                  cfg.get("in_batch_negatives", True), cfg.get("distill_negative_score", 0.0))
 
 
 def _embed(model: Any, texts: list[str], device: Any):
