@@ -46,7 +46,7 @@ def _distill(cfg: dict[str, Any]):
     w = float(cfg.get("distill_weight") or 0.0)
     if cfg["stage"] != 2 or w <= 0:
         return None
-    return w, ListwiseDistillLoss(cfg["supcon_temperature"], cfg.get("distill_temperature", 0.5),
+    return w, ListwiseDistillLoss(cfg["supcon_temperature"], cfg.get("distill_temperature", 0.25),
                                   cfg.get("in_batch_negatives", True), cfg.get("distill_negative_score", 0.0))
 
 
