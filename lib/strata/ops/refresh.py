@@ -144,13 +144,12 @@ def refresh_mine_config(cfg: StrataConfig, champion: str, judged: bool) -> tuple
     With ``pipeline.remine`` and a configured judge the pass is ``strata run``'s re-mining pass: the champion is
     already a trained model, so its own judged neighbours are Mine and Refine's Stage 2 data (one pass a night,
     not two). Otherwise it is ``mine`` as configured."""
-    if cfg.pipeline.remine is None:
-        return cfg.mine.model_copy(update={"model": champion}), cfg.mine.model_dump()
-    if not judged:
+    if cfg.pipeline.remine is not None and judged:
+        return cfg.remine_config(champion), {"mine": cfg.mine.model_dump(), "remine": cfg.pipeline.remine}
+    if cfg.pipeline.remine is not None:
         log.warning("refresh: pipeline.remine needs a judge the refresh can load (judge.model); mining with "
                     "`mine` as configured, unjudged")
-        return cfg.mine.model_copy(update={"model": champion}), cfg.mine.model_dump()
-    return cfg.remine_config(champion), {"mine": cfg.mine.model_dump(), "remine": cfg.pipeline.remine}
+    return cfg.mine.model_copy(update={"model": champion}), cfg.mine.model_dump()
 
 
 def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
