@@ -54,8 +54,8 @@ class Stage2Config(StageConfig):
                                   "sessions 16-20). 0 = off")
     distill_temperature: float = Field(0.25, gt=0, description="teacher temperature of the distillation (the "
                                        "student's is stage1.temperature). On Home Depot 0.25 scored 0.3695 "
-                                       "nDCG@10 (0.3699 with seed 14), 0.5 0.3669, 0.125 0.3675 (BENCHMARKS.md, Training, "
-                                       "session 20)")
+                                       "nDCG@10 (0.3699 with seed 14), 0.5 0.3669, 0.125 0.3675 (BENCHMARKS.md, "
+                                       "Training, session 20)")
     distill_negative_score: float = Field(0.0, description="teacher score of the other queries' in-batch "
                                           "products (the grade scale: 0 = irrelevant; lower = the teacher puts "
                                           "less mass on them, apart from its temperature)")
