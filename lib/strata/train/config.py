@@ -19,8 +19,8 @@ class StageConfig(BaseModel):
 
 class Stage1Config(StageConfig):
     lr: float = Field(5e-5, gt=0, description="the rate of every measured Stage 1 (1e-4 and 2e-4 scored lower, "
-                      "BENCHMARKS.md session 7); the local profile at 2e-5 and one epoch scored 0.011 nDCG@10 below "
-                      "5e-5 and two epochs (session 22)")
+                      "BENCHMARKS.md session 7); in one epoch of the local profile it scored +0.0021 nDCG@10 over "
+                      "2e-5 (p 0.10), a second epoch +0.0093 more (session 22)")
     temperature: float = Field(0.05, gt=0, description="softmax temperature of the graded loss (0.05 = MNRL's scale "
                                "20; on Home Depot 0.025 and 0.1 both scored lower, BENCHMARKS.md session 12)")
     positives: int = Field(1, ge=1, description="top-grade rows per query per step (several exact matches of a "
