@@ -89,3 +89,26 @@ def test_rerun_skips_done_products(enriched, spark):
     v = lh.version("product_categories")
     again = enrich_categories(spark, lh, "e2", EnrichConfig(threshold=0.45))
     assert again["read"] == 0 and lh.version("product_categories") == v
+
+
+def test_uncategorised_sources_are_the_catalogs_with_no_category_at_all(tmp_path):
+    from strata.features.enrich import uncategorised_sources
+
+    rows = [("h1", "homedepot", None), ("h2", "homedepot", None), ("b1", "bestbuy", "abcat01"),
+            ("b2", "bestbuy", None), ("w1", "wands", None), ("g1", "google", None)]
+    cols = {name: [None] * len(rows) for name in spec("products").schema.names}
+    cols["product_id"], cols["source"], cols["category_id"] = (list(c) for c in zip(*rows))
+    write_deltalake(str(tmp_path / "products"), pa.Table.from_pydict(cols, schema=spec("products").schema))
+    lh = Lakehouse(tmp_path)
+    # Best Buy keeps its own taxonomy though one product lacks a category; the taxonomy's namespace is skipped
+    assert uncategorised_sources(lh, exclude=("google",)) == ["homedepot", "wands"]
+
+
+def test_enrich_uncategorised_runs_per_catalog_and_is_incremental(enriched, spark):
+    from strata.features.enrich import enrich_uncategorised
+
+    lh, _ = enriched
+    v = lh.version("product_categories")
+    counts = enrich_uncategorised(spark, lh, "e3")
+    assert [(c["source"], c["read"]) for c in counts] == [("homedepot", 0)]  # every product done before
+    assert lh.version("product_categories") == v

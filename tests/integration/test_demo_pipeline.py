@@ -21,10 +21,13 @@ def demo_run(data_root, engines, tmp_path_factory):
             f"data.root={data_root}",
             # a slice: enough Home Depot rows for a few dozen dev queries over a few thousand products
             "data.sources=[{name: homedepot, path: homedepot/train.csv.gz, limit: 4000},"
-            " {name: google-taxonomy, path: google-taxonomy/taxonomy-with-ids.en-US.txt, limit: 300},"
+            " {name: google-taxonomy, path: google-taxonomy/taxonomy-with-ids.en-US.txt},"
             " {name: bestbuy-small, path: bestbuy-small, limit: 500}]",
             "eval.max_queries=60", "eval.rerank_k=5",  # + rerank:RUN_DIR/model by the run's judge
             "embed.batch_size=64",
+            # Home Depot has no categories: the slice's titles get their nearest Google-taxonomy path (all 5,595:
+            # the first few hundred are animals and apparel)
+            "pipeline.enrich=true",
             # the training loop, kept tiny: a 1-layer judge on 600 pairs, 40 mined queries, 3 + 2 steps
             "pipeline.judge_layers=1", "pipeline.judge_max_pairs=600", "mine.max_queries=40",
             "train.stage1.max_steps=3", "train.stage2.max_steps=2", "train.stage1.queries_per_batch=8",
@@ -55,7 +58,8 @@ def test_training_loop_left_judge_examples_and_model(demo_run):
     assert "human" in mining["sources"] and len(mining["sources"]) >= 3
     assert SentenceTransformer(str(d / "model"), device="cpu").encode(["drill"]).shape == (1, 384)
     man = json.loads((d / "manifest.json").read_text())
-    assert {"features", "judge_train", "mine", "train_stage1", "remine", "train_stage2"} <= set(man["timings_seconds"])
+    assert {"enrich", "features", "judge_train", "mine", "train_stage1", "remine", "train_stage2"} <= set(
+        man["timings_seconds"])
     assert man["models"]["judge"] == judge["judge_id"]
 
 
@@ -113,3 +117,14 @@ def test_report_shows_both_retrievers(demo_run):
     assert "| baseline |" in text and "| bm25 |" in text and "| hybrid |" in text
     html = (demo_run.run_dir / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64," in html  # self-contained plots
+
+
+def test_enrichment_gives_home_depot_taxonomy_negatives(demo_run):
+    """pipeline.enrich: Home Depot (no categories of its own) is enriched from the Google taxonomy before
+    features, so first-pass mining draws its taxonomy routes too, not only ANN and random products."""
+    d = demo_run.run_dir
+    man = json.loads((d / "manifest.json").read_text())
+    (hd,) = man["enrich"]  # Best Buy has its own categories: only Home Depot is enriched
+    assert hd["source"] == "homedepot" and hd["read"] > 0 and 0 < hd["assigned"] <= hd["read"]
+    first = json.loads((d / "mining.json").read_text())["catalogs"]["homedepot"]["sources"]
+    assert {"taxonomy_sibling", "cousin"} & set(first), first

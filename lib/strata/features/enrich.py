@@ -181,3 +181,29 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
                detail=f"{tag}; assigned {assigned} of {read}")
     log.info("enrich: %d products, %d assigned (threshold %.2f)", read, assigned, cfg.threshold)
     return counts
+
+
+def uncategorised_sources(lakehouse: Lakehouse, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Product namespaces none of whose products has a category (Home Depot): the catalogs enrichment is for.
+    A catalog with its own taxonomy (Best Buy), even with some products uncategorised, keeps its own."""
+    import pyarrow.compute as pc
+
+    from strata.embed.scan import scan_batches
+
+    seen: set[str] = set()
+    categorised: set[str] = set()
+    for b in scan_batches(lakehouse, "products", ["source", "category_id"]):
+        src = b.column("source")
+        seen.update(x for x in pc.unique(src).to_pylist() if x is not None)
+        has = pc.is_valid(b.column("category_id"))
+        categorised.update(x for x in pc.unique(pc.filter(src, has)).to_pylist() if x is not None)
+    return sorted(seen - categorised - set(exclude))
+
+
+def enrich_uncategorised(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, taxonomy_source: str = "google",
+                         limit: int | None = None) -> list[dict]:
+    """:func:`enrich_categories` for every :func:`uncategorised_sources` catalog, from ``taxonomy_source``;
+    the per-catalog counts. Incremental like it: a second run embeds only the products not yet assigned."""
+    return [enrich_categories(spark, lakehouse, run_id,
+                              EnrichConfig(source=s, taxonomy_source=taxonomy_source, limit=limit))
+            for s in uncategorised_sources(lakehouse, exclude=(taxonomy_source,))]

@@ -188,9 +188,9 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
         from strata.features.job import run_features
 
         if cfg.refresh.enrich and lh.exists("taxonomy"):
-            from strata.features.enrich import EnrichConfig, enrich_categories
+            from strata.features.enrich import enrich_uncategorised
 
-            enrich_categories(spark, lh, run_id, EnrichConfig(source=dataset))
+            enrich_uncategorised(spark, lh, run_id)  # as strata run's pipeline.enrich: every catalog without any
         counts = run_features(spark, lh, run_id).counts
         state.complete("features", f, {"counts": counts})
         record("features", True, t0)

@@ -15,5 +15,6 @@ class RefreshConfig(BaseModel):
     dataset: str | None = Field(None, description="eval dataset (labels source); None = eval.dataset")
     eval_max_queries: int | None = Field(None, ge=1, description="None = eval.max_queries")
     gate: GateConfig = Field(default_factory=GateConfig)
-    enrich: bool = Field(True, description="assign taxonomy categories to uncategorised products (features step)")
+    enrich: bool = Field(True, description="assign Google-taxonomy categories to catalogs without any "
+                         "(features step; as strata run's pipeline.enrich)")
     index_catalog: str | None = Field(None, description="catalog whose index is rebuilt; None = the eval dataset")

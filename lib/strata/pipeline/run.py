@@ -38,8 +38,14 @@ def lakehouse_for(config: StrataConfig, run_dir: Path) -> Lakehouse:
 
 def _train_stages(config: StrataConfig, eng: Engines, lakehouse: Lakehouse, run_dir: Path,
                   manifest: Manifest) -> str | None:
-    """features -> judge -> mine -> train, as ``config.pipeline`` asks; returns the trained model dir."""
+    """enrich -> features -> judge -> mine -> train, as ``config.pipeline`` asks; returns the trained model dir."""
     p = config.pipeline
+    if p.enrich:
+        from strata.features.enrich import enrich_uncategorised
+
+        with manifest.stage("enrich"):
+            manifest.extra["enrich"] = enrich_uncategorised(eng.spark, lakehouse, manifest.run_id,
+                                                            limit=p.enrich_limit)
     if p.features:
         from strata.features.job import run_features
 
