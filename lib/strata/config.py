@@ -256,7 +256,7 @@ class PipelineConfig(_Model):
     features: bool = False
     enrich: bool = Field(False, description="before features: assign every catalog without categories (Home Depot) "
                          "the nearest Google-taxonomy path per title (`strata enrich-categories`), so mining's "
-                         "taxonomy routes (siblings, cousins, attribute flips) reach it; ~5 min per 50k titles on "
+                         "taxonomy routes (siblings, cousins, attribute flips) reach it; ~8 min per 50k titles on "
                          "2 cores, incremental")
     enrich_limit: int | None = Field(None, ge=1, description="enrich at most N products per catalog (id order)")
     judge: bool = False
