@@ -218,6 +218,10 @@ class EmbedConfig(_Model):
     actors: int = Field(1, ge=1, description="embedding actors (GPU workers on a cluster)")
     actor_cpus: float = Field(1.0, gt=0, description="fractional CPUs per actor; <1 on small machines")
     actor_gpus: float = Field(0.0, ge=0)
+    ray_min_texts: int = Field(
+        512, ge=0, description="fewer texts than this are embedded in the driver (the model loaded once there), "
+        "not by a Ray Data job: starting its actor and model costs ~15-20 s, more than embedding a few hundred "
+        "texts (a query set, a small catalog); 0 = always Ray")
     cache_dir: str | None = Field(
         None, description="embedding cache root (by model id + text hash); None disables it"
     )

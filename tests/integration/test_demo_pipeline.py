@@ -24,7 +24,9 @@ def demo_run(data_root, engines, tmp_path_factory):
             " {name: google-taxonomy, path: google-taxonomy/taxonomy-with-ids.en-US.txt},"
             " {name: bestbuy-small, path: bestbuy-small, limit: 500}]",
             "eval.max_queries=60", "eval.rerank_k=5",  # + rerank:RUN_DIR/model by the run's judge
-            "embed.batch_size=64",
+            # the profile's cache is runs/.cache under the working directory: a test run would reuse an
+            # earlier run's vectors (the trained models are deterministic) and skip the embedding it tests
+            "embed.batch_size=64", f"embed.cache_dir={tmp_path_factory.mktemp('embed-cache')}",
             # Home Depot has no categories: the slice's titles get their nearest Google-taxonomy path (all 5,595:
             # the first few hundred are animals and apparel)
             "pipeline.enrich=true",

@@ -37,6 +37,7 @@ def test_job_judges_once_and_resumes(engines, tiny_judge_dir, tmp_path):
                       actor_cpus=0.5)
     first = run_judging(engines, lh, cands.iloc[:20], cfg, "run-1")
     assert first["judged"] == 20 and first["already_judged"] == 0
+    assert first["ray"] is False  # 20 pairs < judge.ray_min_pairs: judged in the driver, no Ray job to start
     second = run_judging(engines, lh, cands, cfg, "run-2")
     assert second["already_judged"] == 20 and second["judged"] == 11 and second["errors"] == 1
     j = lh.read_arrow("judgments").to_pandas()
@@ -277,8 +278,9 @@ def test_path_run_never_reads_the_candidates_into_the_driver(engines, tiny_judge
     lh = Lakehouse(tmp_path / "lh")
     first = run_judging(engines, lh, path, cfg, "part", use_ray=False, limit=12)
     assert (first["candidates"], first["judged"]) == (12, 12)
-    rest = run_judging(engines, lh, path, cfg, "rest")  # through Ray Data, resuming after the first 12
-    assert (rest["candidates"], rest["already_judged"], rest["judged"]) == (31, 12, 19)
+    # through Ray Data (whatever the size: ray_min_pairs=0), resuming after the first 12
+    rest = run_judging(engines, lh, path, cfg.model_copy(update={"ray_min_pairs": 0}), "rest")
+    assert (rest["candidates"], rest["already_judged"], rest["judged"], rest["ray"]) == (31, 12, 19, True)
     assert not (lh.root / "_staging").exists()
     key = ["query_norm", "product_id"]
     got = lh.read_arrow("judgments").to_pandas().sort_values(key).reset_index(drop=True)
@@ -346,7 +348,8 @@ def test_ray_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_dir, tm
             return out
 
     cands = read_candidates(_candidates(3))
-    cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=4, chunk_rows=16, actor_cpus=0.5)
+    cfg = JudgeConfig(backend="distilled", model=str(tiny_judge_dir), batch_size=4, chunk_rows=16, actor_cpus=0.5,
+                      ray_min_pairs=0)
     ray_parts, local_parts = [], []
     run_judging(engines, Lakehouse(tmp_path / "lh"), cands, cfg, "w", use_ray=False, writer=local_parts.append)
     monkeypatch.setattr(job, "JudgeBatches", Spy)

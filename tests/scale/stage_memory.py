@@ -135,7 +135,8 @@ def run(warm: Path, main: Path, steps: list[str]) -> dict:
             # moved whole, which is what the memory is about.
             embed_cfg = EmbedConfig(max_seq_length=8, batch_size=128, actors=1, actor_cpus=0.5,
                                     stream_rows=int(os.environ.get("STRATA_SCALE_STREAM_ROWS", "300")),
-                                    cache_dir=str(root.parent / "cache"))
+                                    cache_dir=str(root.parent / "cache"),
+                                    ray_min_texts=0)  # every step on Ray, as a catalog-sized run embeds
             for step in steps:
                 t0 = time.perf_counter()
                 with Peak() as peak:

@@ -95,7 +95,8 @@ class BM25Retriever:
 
 
 class DenseRetriever:
-    """A bi-encoder over a FAISS inner-product index; embeds with Ray Data when ``engines`` is given."""
+    """A bi-encoder over a FAISS inner-product index; embeds with Ray Data when ``engines`` is given and a
+    call has at least ``embed_cfg.ray_min_texts`` texts (smaller calls embed in-process: same vectors)."""
 
     def __init__(
         self, model: str, embed_cfg: EmbedConfig, engines: Any = None, name: str | None = None
@@ -130,7 +131,7 @@ class DenseRetriever:
         return self._compute(texts, desc)
 
     def _compute(self, texts: list[str], desc: str) -> np.ndarray:
-        if self.engines is not None:
+        if self.engines is not None and len(texts) >= self.cfg.ray_min_texts:
             return embed_texts(self.engines, texts, self.cfg, desc=f"{self.name}: {desc}")
         if self._encoder is None:  # local: load once, reuse for corpus and queries
             self._encoder = load_encoder(self.cfg.model, max_seq_length=self.cfg.max_seq_length)

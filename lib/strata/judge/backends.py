@@ -34,6 +34,9 @@ class JudgeConfig(BaseModel):
     actors: int = Field(1, ge=1)
     actor_cpus: float = Field(0.5, gt=0)
     actor_gpus: float = Field(0.0, ge=0)
+    ray_min_pairs: int = Field(1024, ge=0, description="distilled backend: fewer pairs than this are judged in the "
+                               "driver, not by a Ray Data job (its actor and model start cost more than judging a "
+                               "thousand pairs with a small cross-encoder); 0 = always Ray. Other backends ignore it")
     # openai backend
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"

@@ -355,6 +355,8 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
         if progress:
             progress(done, n)
 
+    use_ray = use_ray and not (cfg.backend == "distilled" and n < cfg.ray_min_pairs)
+    summary["ray"] = use_ray
     if use_ray:
         from strata.embed.ray_embed import _node_cpus, torch_threads
 
