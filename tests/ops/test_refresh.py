@@ -44,10 +44,17 @@ def setup(data_root, tmp_path_factory):
     bb.mkdir(parents=True)
     (bb / "small_product_data.xml.zip").symlink_to(data_root / "bestbuy-small" / "small_product_data.xml.zip")
     n1 = _log_slice(data_root / "bestbuy-small" / "train.csv.gz", bb / "train.csv", DAY1)
+    # The real Google taxonomy's Hardware and Home & Garden subtrees (with the version line): enough for Home
+    # Depot's titles, a quarter of the embedding time of the whole file.
+    tax = root / "data" / "google-taxonomy" / "taxonomy.txt"
+    tax.parent.mkdir(parents=True)
+    lines = (data_root / "google-taxonomy" / "taxonomy-with-ids.en-US.txt").read_text(encoding="utf-8").splitlines()
+    tax.write_text("\n".join(ln for ln in lines if ln.startswith("#") or ln.split(" - ", 1)[-1].startswith(
+        ("Hardware", "Home & Garden"))) + "\n", encoding="utf-8")
     cfg = {
         "data": {"root": str(root / "data"), "sources": [
             {"name": "homedepot", "path": str(data_root / "homedepot" / "train.csv.gz"), "limit": 1200},
-            {"name": "google-taxonomy", "path": str(data_root / "google-taxonomy" / "taxonomy-with-ids.en-US.txt")},
+            {"name": "google-taxonomy", "path": "google-taxonomy/taxonomy.txt"},
             {"name": "bestbuy-small", "path": "bestbuy-small"}]},
         "lakehouse": {"root": str(root / "lakehouse")},
         "embed": {"max_seq_length": 32, "cache_dir": str(root / "cache"), "actor_cpus": 0.5},
@@ -55,7 +62,7 @@ def setup(data_root, tmp_path_factory):
         "mine": {"max_queries": 60, "n_ann": 3, "rank_max": 20},
         "train": {"max_seq_length": 32, "cpus_per_worker": 0.5, "threads": 1, "spelling_rate": 0.0,
                   "stage1": {"max_steps": 2, "queries_per_batch": 8}, "stage2": {"max_steps": 1, "queries_per_batch": 8}},
-        "refresh": {"enrich": False, "gate": {"n_resamples": 2000}},
+        "refresh": {"enrich": True, "gate": {"n_resamples": 2000}},
     }
     path = root / "refresh.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -79,6 +86,11 @@ def test_refresh_twice_then_killed_then_completes(engines, setup):
     first = refresh(cfg, state, engines)
     assert all(first.steps[s]["ran"] for s in ("ingest", "features", "mine", "train", "evaluate", "index"))
     assert first.champion_before == "1"  # bootstrap: the off-the-shelf model is version 1
+    # Home Depot has no categories of its own: the features step gave its titles Google-taxonomy paths first;
+    # Best Buy keeps its own taxonomy
+    enriched = {c["source"]: c for c in first.steps["features"]["enrich"]}
+    assert set(enriched) == {"homedepot"}
+    assert enriched["homedepot"]["read"] > 0 and enriched["homedepot"]["assigned"] > 0
     promotions = int(first.promoted)
     reg, versions = _alias_history_ok(state)
     assert [v.tags.get("origin") for v in versions] == ["bootstrap", "refresh"]
@@ -105,6 +117,8 @@ def test_refresh_twice_then_killed_then_completes(engines, setup):
     ev = [c for c in steps["ingest"]["counts"] if c["target_table"] == "search_events"]
     assert ev and ev[0]["accepted"] == day2  # only the new day's events were processed
     assert steps["features"]["ran"] and steps["mine"]["ran"] and steps["train"]["ran"]
+    # enrichment is incremental: the catalog did not change, so no title is embedded again
+    assert [(c["source"], c["read"]) for c in steps["features"]["enrich"]] == [("homedepot", 0)]
 
     # third run: nothing new to ingest; features/mine/train are skipped; the killed run's candidate is gated
     third = refresh(cfg, state, engines)

@@ -187,13 +187,14 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
     if not state.done("features", f):
         from strata.features.job import run_features
 
+        enriched: list[dict] = []
         if cfg.refresh.enrich and lh.exists("taxonomy"):
             from strata.features.enrich import enrich_uncategorised
 
-            enrich_uncategorised(spark, lh, run_id)  # as strata run's pipeline.enrich: every catalog without any
-        counts = run_features(spark, lh, run_id).counts
-        state.complete("features", f, {"counts": counts})
-        record("features", True, t0)
+            enriched = enrich_uncategorised(spark, lh, run_id)  # as strata run's pipeline.enrich: every catalog
+        counts = run_features(spark, lh, run_id).counts       # without any category of its own
+        state.complete("features", f, {"counts": counts, "enrich": enriched})
+        record("features", True, t0, enrich=enriched)
     else:
         record("features", False, t0)
     _fail_point("features")
