@@ -191,8 +191,9 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
         if cfg.refresh.enrich and lh.exists("taxonomy"):
             from strata.features.enrich import enrich_uncategorised
 
-            enriched = enrich_uncategorised(spark, lh, run_id)  # as strata run's pipeline.enrich: every catalog
-        counts = run_features(spark, lh, run_id).counts       # without any category of its own
+            # as strata run's pipeline.enrich: every catalog without any category of its own
+            enriched = enrich_uncategorised(spark, lh, run_id)
+        counts = run_features(spark, lh, run_id).counts
         state.complete("features", f, {"counts": counts, "enrich": enriched})
         record("features", True, t0, enrich=enriched)
     else:
