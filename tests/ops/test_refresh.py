@@ -45,7 +45,7 @@ def setup(data_root, tmp_path_factory):
     (bb / "small_product_data.xml.zip").symlink_to(data_root / "bestbuy-small" / "small_product_data.xml.zip")
     n1 = _log_slice(data_root / "bestbuy-small" / "train.csv.gz", bb / "train.csv", DAY1)
     # The real Google taxonomy's Hardware and Home & Garden subtrees (with the version line): enough for Home
-    # Depot's titles, a quarter of the embedding time of the whole file.
+    # Depot's titles in 1,557 of the file's 5,595 paths, so enrichment embeds about a quarter as many.
     tax = root / "data" / "google-taxonomy" / "taxonomy.txt"
     tax.parent.mkdir(parents=True)
     lines = (data_root / "google-taxonomy" / "taxonomy-with-ids.en-US.txt").read_text(encoding="utf-8").splitlines()
