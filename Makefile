@@ -34,6 +34,7 @@ run: setup
 test: setup
 	@sh tests/tools/ensure_chromium.sh  # report.html render test; skips with a reason if it cannot install
 	@sh tests/tools/ensure_strace.sh  # crash-at-commit tests; skip with a reason if it cannot install
+	$(BIN)/lint-imports --no-cache  # the import layers of pyproject.toml
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup

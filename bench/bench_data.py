@@ -31,7 +31,9 @@ from pathlib import Path
 
 import psutil
 
-from strata.config import EngineConfig, default_data_root
+from strata.catalogs import catalog_sql
+from strata.engines import EngineConfig
+from strata.ingest.config import default_data_root
 from strata.engines import Engines
 from strata.features.job import run_features
 from strata.ingest.run import ingest_source
@@ -70,7 +72,7 @@ class PeakRSS:
         return round(self.peak / 2**20, 1)
 
 
-DUCK_QUERY_STATS = """
+DUCK_QUERY_STATS = f"""
 WITH q AS (SELECT source, query_norm, count_if(event_type = 'search') AS searches,
                   count(DISTINCT session_id) AS sessions, count_if(event_type = 'click') AS clicks
            FROM ev GROUP BY ALL),
@@ -81,7 +83,7 @@ seg AS (SELECT source, query_norm, (sum(searches) OVER (PARTITION BY source ORDE
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - searches) / sum(searches) OVER (PARTITION BY source) AS sb
         FROM q),
 cats AS (SELECT e.source, e.query_norm, p.category_id, count(*) AS n FROM ev e
-         JOIN pr p ON p.source = CASE WHEN e.source = 'bestbuy-small' THEN 'bestbuy' ELSE e.source END
+         JOIN pr p ON p.source = {catalog_sql('e.source')}
                   AND p.product_id = e.product_id
          WHERE e.event_type = 'click' AND p.category_id IS NOT NULL GROUP BY ALL),
 top AS (SELECT source, query_norm, list(category_id ORDER BY n DESC, category_id)[1:3] AS cs FROM cats GROUP BY ALL)

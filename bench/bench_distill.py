@@ -50,9 +50,9 @@ def build_teacher(a, ds) -> "object":
     import pandas as pd
     from deltalake import DeltaTable
 
-    from strata.config import EmbedConfig
-    from strata.evaluate.retrievers import DenseRetriever
-    from strata.judge.distilled import DistilledJudge
+    from strata.embed.config import EmbedConfig
+    from strata.embed.retriever import DenseRetriever
+    from strata.judge.model import DistilledJudge
 
     ex = DeltaTable(str(Path(a.lakehouse) / "training_examples")).to_pandas(
         columns=["catalog", "query", "query_norm", "product_id", "grade", "source"])

@@ -25,7 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from strata.config import EmbedConfig, EngineConfig, default_data_root  # noqa: E402
+from strata.embed.config import EmbedConfig  # noqa: E402
+from strata.engines import EngineConfig
+from strata.ingest.config import default_data_root
 from strata.engines import Engines  # noqa: E402
 
 

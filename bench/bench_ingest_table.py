@@ -45,7 +45,7 @@ def write_inputs(data_root: Path, work: Path, k: int) -> tuple[Path, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from strata.sources.base import read_bytes, read_delimited
+    from strata.sources.files import read_bytes, read_delimited
     from strata.sources.homedepot import COLUMNS
 
     out = work / f"x{k}"
@@ -66,7 +66,9 @@ def write_inputs(data_root: Path, work: Path, k: int) -> tuple[Path, Path]:
 
 
 def child(path: str, k: int, work: Path, data: Path) -> dict:
-    from strata.config import EngineConfig, SplitConfig, TableSourceConfig
+    from strata.config_base import SplitConfig
+    from strata.engines import EngineConfig
+    from strata.ingest.config import TableSourceConfig
     from strata.engines import Engines
     from strata.ingest.run import ingest_source
     from strata.ingest.table_source import ingest_table
@@ -103,7 +105,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     work = Path(a.work)
-    from strata.config import default_data_root
+    from strata.ingest.config import default_data_root
 
     data = Path(a.data or os.environ.get("STRATA_DATA") or default_data_root())
     if not (data / "homedepot" / "train.csv.gz").is_file():

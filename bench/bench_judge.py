@@ -34,11 +34,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "judge.json"))
     a = ap.parse_args()
 
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
-    from strata.judge.backends import JudgeConfig, load_judge
-    from strata.judge.distilled import load_pairs
+    from strata.judge.backends import load_judge
+    from strata.judge.config import JudgeConfig
     from strata.judge.job import judge_frame, read_candidates, run_judging
+    from strata.judge.pairs import load_pairs
     from strata.tables import Lakehouse
 
     src = Lakehouse(a.lakehouse)

@@ -49,11 +49,11 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    from strata.config import EmbedConfig
+    from strata.embed.config import EmbedConfig
     from strata.evaluate.beir_eval import sample_queries
     from strata.evaluate.metrics import evaluate_run
-    from strata.evaluate.retrievers import DenseRetriever
-    from strata.judge.distilled import DistilledJudge
+    from strata.embed.retriever import DenseRetriever
+    from strata.judge.model import DistilledJudge
     from strata.sources.beir import read_beir
 
     ds = read_beir(a.dataset, split="dev")

@@ -48,7 +48,7 @@ def build_inputs(a: argparse.Namespace) -> dict:
     """Seeds, corpus and peer pairs, read (never written) from the lakehouse."""
     import pandas as pd
 
-    from strata.embed.stage import product_text
+    from strata.text import product_text
     from strata.tables import Lakehouse
     from strata.text import query_bucket
 
@@ -119,8 +119,8 @@ def phase_peer(a, inp) -> dict:
 
 
 def phase_strata(a, inp) -> dict:
-    from strata.config import EmbedConfig
-    from strata.evaluate.retrievers import DenseRetriever
+    from strata.embed.config import EmbedConfig
+    from strata.embed.retriever import DenseRetriever
     from strata.mine.ann import ann_candidates, embed_space
     from strata.mine.config import MineConfig
     from strata.mine.guard import margin_rule
@@ -153,7 +153,9 @@ def phase_strata(a, inp) -> dict:
 
 
 def phase_run_mining(a, inp) -> dict:
-    from strata.config import EmbedConfig, EngineConfig, SplitConfig
+    from strata.config_base import SplitConfig
+    from strata.embed.config import EmbedConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.mine.config import MineConfig
     from strata.mine.job import run_mining

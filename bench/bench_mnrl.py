@@ -32,7 +32,7 @@ def main() -> None:
 
     import torch
 
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.tables import Lakehouse
     from strata.train.groups import build_groups, read_groups

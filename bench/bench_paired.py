@@ -43,7 +43,7 @@ def main() -> None:
 
     import torch
 
-    from strata.config import EmbedConfig
+    from strata.embed.config import EmbedConfig
     from strata.evaluate.analysis import read_trec_run
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.evaluate.metrics import evaluate_run

@@ -71,7 +71,7 @@ TAXONOMY_BRANCHES = ("Hardware", "Home & Garden")
 # ------------------------------------------------------------------------------------------------ children
 
 def _embed_cfg(work: Path):
-    from strata.config import EmbedConfig
+    from strata.embed.config import EmbedConfig
 
     return EmbedConfig(max_seq_length=64, batch_size=128, actors=1, actor_cpus=0.5, cache_dir=str(work / "cache"))
 
@@ -113,7 +113,7 @@ def stage_embed(eng, lh, work: Path, a, k: int) -> dict:
 
 
 def stage_mine(eng, lh, work: Path, a, k: int) -> dict:
-    from strata.config import SplitConfig
+    from strata.config_base import SplitConfig
     from strata.mine.config import MineConfig
     from strata.mine.job import run_mining
 
@@ -123,7 +123,7 @@ def stage_mine(eng, lh, work: Path, a, k: int) -> dict:
 
 
 def stage_judge(eng, lh, work: Path, a, k: int) -> dict:
-    from strata.judge.backends import JudgeConfig
+    from strata.judge.config import JudgeConfig
     from strata.judge.job import read_candidates, run_judging
 
     ex = lh.read_arrow("training_examples", columns=["catalog", "query", "query_norm", "product_id", "source"]
@@ -156,7 +156,7 @@ def stage_train(eng, lh, work: Path, a, k: int) -> dict:
 
 
 def child(a) -> None:
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.tables import Lakehouse
 
@@ -270,12 +270,13 @@ def _tiny_judge(work: Path) -> str:
     sys.path.insert(0, str(ROOT / "tests" / "judge"))
     from judge_toys import synthetic_pairs
 
-    from strata.judge.distilled import train_distilled
+    from strata.judge.config import JudgeTrainConfig
+    from strata.judge.trainer import train_distilled
 
     out = work / "tiny-judge"
     if not (out / "judge.json").is_file():
-        train_distilled(synthetic_pairs(10), out, name="tiny-judge", layers=1, batch_size=16, max_pairs=160,
-                        lr=3e-4, max_length=32, threads=1)
+        train_distilled(synthetic_pairs(10), out, JudgeTrainConfig(name="tiny-judge", layers=1, batch_size=16,
+                                                                   max_pairs=160, lr=3e-4, max_length=32, threads=1))
     return str(out)
 
 

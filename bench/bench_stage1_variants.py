@@ -46,7 +46,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.embed.encoder import resolve_model
     from strata.tables import Lakehouse
     from strata.engines import Engines

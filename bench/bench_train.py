@@ -154,7 +154,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
     a = ap.parse_args()
 
-    from strata.config import EmbedConfig, EngineConfig
+    from strata.embed.config import EmbedConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.sources.beir import read_beir

@@ -765,7 +765,7 @@ class Runner:
             st["judge"] = Step("judge", [], (), need(a.judge))
         else:
             jt = ["judge", "train", "--lakehouse", str(lh), "--out", str(self.work / "judge"), "--source", "homedepot",
-                  "--threads", "2", "--max-length", "64"]
+                  "--threads", "2", "--max-length", "64", "--lr", "6e-5"]
             jt += (["--layers", "2", "--max-pairs", "1000", "--max-seconds", "60", "--eval-limit", "200"] if quick
                    else ["--layers", "3", "--max-pairs", "20000", "--max-seconds", "900", "--eval-limit", "2000"])
             st["judge"] = Step("judge", self._strata(*jt), ("ingest-homedepot",))

@@ -36,10 +36,10 @@ def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Call
     tensors)."""
     import torch
 
+    from strata.schedule import warmup_schedule
+
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    sched = warmup_schedule(opt, steps, 0.1)
 
     def embed(texts: list[str]) -> torch.Tensor:
         return torch.nn.functional.normalize(model(model.preprocess(texts))["sentence_embedding"], dim=-1)
@@ -69,7 +69,7 @@ def train(model: Any, data: Any, steps: int, batch: int, lr: float, sample: Call
 
 def evaluate(model_dir: str, dataset: str, seq: int, cache_dir: str | None = None) -> dict[str, float]:
     """nDCG@10 / recall@100 / MRR@10 of full-corpus retrieval on the BEIR dev export."""
-    from strata.config import EmbedConfig
+    from strata.embed.config import EmbedConfig
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.sources.beir import read_beir
 

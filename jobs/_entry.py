@@ -1,7 +1,7 @@
 """Shared shim: a job file is `strata <command> [<subcommand>]` with the job's argv, so spark-submit,
 `ray job submit` and Databricks python tasks run exactly what the CLI runs.
 
-``run("ingest")`` is ``strata ingest ARGV...``; ``run("judge", "score")`` is ``strata judge score ARGV...``.
+``run("run")`` is ``strata run ARGV...``; ``run("refresh")`` is ``strata refresh ARGV...``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""The whole nightly refresh in one process: every stage, the promotion gate and the index.
-
-Thin entry point over `strata refresh`."""
+"""The nightly refresh (the stage graph from the champion, then gate -> promote -> index): ``strata refresh``
+with this job's argv."""
 
 from _entry import run
 

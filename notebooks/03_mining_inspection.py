@@ -10,7 +10,7 @@
 # MAGIC
 # MAGIC Parameters: `lakehouse` (default: the newest `runs/*/lakehouse`), `query` (default: the query with the
 # MAGIC most mined rows), `catalog` (restrict to one catalog; default all), `out_dir`. The tables come from
-# MAGIC `strata.mine.job.mining_report` / `summarize` and `strata.mine.inspect.query_examples`; the rest from
+# MAGIC `strata.mine.report.mining_report` / `summarize` and `strata.mine.inspect.query_examples`; the rest from
 # MAGIC `strata.explore.mining`.
 
 # COMMAND ----------
@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 from strata.explore import mining, plots
 from strata.explore.evaluation import find_lakehouse
 from strata.mine.inspect import query_examples
-from strata.mine.job import mining_report, summarize
+from strata.mine.report import mining_report, summarize
 from strata.tables import Lakehouse
 
 pd.set_option("display.max_colwidth", 80)

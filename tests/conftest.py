@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from strata.config import default_data_root  # noqa: E402
+from strata.ingest.config import default_data_root  # noqa: E402
 
 _EXIT = {"status": 0}
 
@@ -19,12 +19,12 @@ _EXIT = {"status": 0}
 @pytest.fixture
 def forbid_whole_reads(monkeypatch):
     """``arm(*tables)``: ``Lakehouse.read_arrow`` (a whole-table read) raises for those tables, and every batch
-    ``strata.embed.scan.scan_batches`` streams is recorded as (table, columns, rows) in the list ``arm``
-    returns: proof a stage streams what it needs instead of materialising a table."""
-    import strata.embed.scan as scan
+    ``Lakehouse.scan_batches`` streams (also through ``scan_frame`` and the ``strata.embed.scan`` alias) is
+    recorded as (table, columns, rows) in the list ``arm`` returns: proof a stage streams what it needs instead
+    of materialising a table."""
     from strata.tables import Lakehouse
 
-    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
+    real_read, real_scan = Lakehouse.read_arrow, Lakehouse.scan_batches
     seen: list[tuple[str, list[str], int]] = []
 
     def arm(*names: str) -> list[tuple[str, list[str], int]]:
@@ -33,13 +33,13 @@ def forbid_whole_reads(monkeypatch):
                 raise AssertionError(f"whole-table read of {name!r}")
             return real_read(self, name, columns)
 
-        def spy(lakehouse, name, columns, filter=None, **kw):
+        def spy(lakehouse, name, columns=None, filter=None, **kw):
             for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
                 seen.append((name, list(b.schema.names), b.num_rows))
                 yield b
 
         monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
-        monkeypatch.setattr(scan, "scan_batches", spy)
+        monkeypatch.setattr(Lakehouse, "scan_batches", spy)
         return seen
 
     return arm
@@ -57,7 +57,7 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def engines():
     """One embedded Sail server (and, when asked, one local Ray) for the whole session."""
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
 
     eng = Engines(EngineConfig(ray_num_cpus=2))

@@ -90,4 +90,4 @@ def test_remine_errors_name_the_field(overrides, message):
 
 def test_remine_with_a_configured_judge_needs_no_judge_training():
     cfg = load_config("demo", overrides=["pipeline.remine={}", "pipeline.judge=false", "judge.model=/j"])
-    assert cfg.pipeline.remine == {}
+    assert cfg.pipeline.remine.model_dump(exclude_unset=True) == {}

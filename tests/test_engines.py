@@ -1,4 +1,4 @@
-from strata.config import EngineConfig
+from strata.engines import EngineConfig
 from strata.engines import Engines
 
 
@@ -26,7 +26,7 @@ def test_sail_session_timeout_is_set_per_server():
 
     import pytest
 
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
 
     assert EngineConfig().sail_session_timeout_secs >= 24 * 3600

@@ -1,12 +1,12 @@
-"""Airflow DAG ``strata_nightly``: the nightly refresh as one task per stage, each a ``strata submit`` of
-the stage's jobs/ entry point to the Ray cluster (Ray Jobs: the task follows the job's logs and fails when
+"""Airflow DAG ``strata_nightly``: the stage graph as one task per step, each a ``strata submit`` of the step
+(``jobs/run.py --only STEP``) to the Ray cluster (Ray Jobs: the task follows the job's logs and fails when
 the job fails, so Airflow's retries apply per stage).
 
 Install on the Airflow workers: this package (``pip install strata-retrieval`` or the checkout) and
 ``ray[default]`` for the Jobs SDK. Copy this file into the DAGs folder. Configure with Airflow Variables
 (Admin -> Variables) or trigger-time params: ``strata_ray_target`` (``ray://ray-head:10001`` or
-``http://ray-head:8265``) and the table/model paths below, on storage every Ray node mounts at the same
-path (the KubeRay manifests mount the ``strata-data`` volume at /mnt/strata). Secrets stay on the Ray
+``http://ray-head:8265``), the profile, and the lakehouse and run folders below, on storage every Ray node
+mounts at the same path (the KubeRay manifests mount the ``strata-data`` volume at /mnt/strata). Secrets stay on the Ray
 cluster: the tasks name them (``--env NAME``) and Ray reads the values there.
 
 Works with Airflow 2.4+ and 3.x.
@@ -24,23 +24,18 @@ except ImportError:  # Airflow 2
     from airflow.models.baseoperator import chain
     from airflow.operators.bash import BashOperator
 
-# (stage, the stage's own options) in run order; `strata submit STAGE` runs jobs/<stage>.py on the cluster.
-STAGES = [
-    ("ingest", "--source {{ params.ingest_source }} --path {{ params.ingest_path }}/{{ ds }} "
-               "--lakehouse {{ params.lakehouse }}"),
-    ("features", "--lakehouse {{ params.lakehouse }}"),
-    ("judge", "--lakehouse {{ params.lakehouse }} --candidates labels --judge {{ params.judge_dir }}"),
-    ("mine", "--lakehouse {{ params.lakehouse }} --judge {{ params.judge_dir }}"),
-    ("train", "--lakehouse {{ params.lakehouse }} --out {{ params.models_root }}/{{ ds }}"),
-    ("evaluate", "--dataset {{ params.beir_dir }} --model baseline --model bm25 "
-                 "--model {{ params.models_root }}/{{ ds }}/model "
-                 "--out {{ params.runs_root }}/{{ ds }}/metrics.json"),
-]
+# The steps of the stage graph (the `cluster` profile's), in order; each task is `strata submit STEP`, i.e.
+# `jobs/run.py --only STEP` on the night's run folder. Rendered by `strata infra render`.
+# >>> strata infra render: steps
+STEPS = ['ingest', 'devset', 'enrich', 'features', 'judge-train', 'mine', 'train-stage1', 'remine', 'train-stage2', 'evaluate', 'report']
+# <<< strata infra render
 
-SUBMIT = ("strata submit {stage} "
+SUBMIT = ("strata submit {step} "
           "--target {{{{ var.value.get('strata_ray_target', params.ray_target) }}}} --no-pip "
-          "--submission-id strata-{stage}-{{{{ ds_nodash }}}}-{{{{ ti.try_number }}}} "
-          "--env STRATA_DATA --env STRATA_SPARK_REMOTE --env OPENAI_API_KEY -- {args}")
+          "--submission-id strata-{step}-{{{{ ds_nodash }}}}-{{{{ ti.try_number }}}} "
+          "--env STRATA_DATA --env STRATA_SPARK_REMOTE --env OPENAI_API_KEY -- "
+          "--profile {{{{ params.profile }}}} --out {{{{ params.runs_root }}}}/{{{{ ds }}}} "
+          "--set lakehouse.root={{{{ params.lakehouse }}}}")
 
 default_args = {
     "owner": "strata",
@@ -52,7 +47,7 @@ default_args = {
 
 with DAG(
     dag_id="strata_nightly",
-    description="Strata nightly: ingest -> features -> judge -> mine -> train -> evaluate on the Ray cluster",
+    description="Strata nightly: the stage graph, one task per step, on the Ray cluster",
     schedule="0 2 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -60,17 +55,12 @@ with DAG(
     default_args=default_args,
     params={
         "ray_target": "ray://ray-head:10001",
-        "lakehouse": "/mnt/strata/prod",
-        "ingest_source": "bestbuy-small",
-        "ingest_path": "/mnt/strata/landing/search_logs",
-        "judge_dir": "/mnt/strata/prod/models/judge",
-        "models_root": "/mnt/strata/prod/models/retriever",
-        "beir_dir": "/mnt/strata/prod/beir/homedepot-dev",
+        "profile": "cluster",
+        "lakehouse": "/mnt/strata/prod/lakehouse",
         "runs_root": "/mnt/strata/prod/runs",
     },
     render_template_as_native_obj=False,
     tags=["strata"],
 ) as dag:
-    tasks = [BashOperator(task_id=stage, bash_command=SUBMIT.format(stage=stage, args=args))
-             for stage, args in STAGES]
+    tasks = [BashOperator(task_id=step, bash_command=SUBMIT.format(step=step)) for step in STEPS]
     chain(*tasks)

@@ -10,14 +10,37 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from strata.config import EngineConfig
+from pydantic import Field, field_validator
+
+from strata.config_base import StrictModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
+
+
+class EngineConfig(StrictModel):
+    """Where Spark and Ray run. Defaults are embedded: Sail in-process and a local Ray."""
+
+    spark: Literal["sail", "connect", "classic"] = "sail"
+    spark_remote: str | None = Field(None, description="sc://host:port when spark=connect")
+    spark_master: str = Field("local[2]", description="master URL when spark=classic")
+    sail_session_timeout_secs: int = Field(7 * 24 * 3600, ge=1, description="embedded Sail: end the Spark "
+                                           "session after this many idle seconds (Sail's own default, 900, ends "
+                                           "it while Ray trains or judges for longer); SAIL_SPARK__SESSION_"
+                                           "TIMEOUT_SECS in the environment wins")
+    ray_address: str | None = Field(None, description="None starts a local Ray; 'auto' or ray://... joins one")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray (None: all)")
+
+    @field_validator("spark_remote")
+    @classmethod
+    def _remote_is_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("sc://"):
+            raise ValueError(f"must start with sc:// (got {v!r})")
+        return v
 
 
 def _init_with_retry(ray: Any, kwargs: dict[str, Any], attempts: int = 3) -> None:

@@ -77,3 +77,7 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path):
     assert r.exit_code == 2 and "not a trained judge" in " ".join(r.output.split())
     r = runner.invoke(_app(), ["judge", "train", "--lakehouse", str(tmp_path / "nope"), "--out", str(tmp_path / "j")])
     assert r.exit_code == 2 and "labels and products" in " ".join(r.output.split())
+    # a training knob out of range is refused before anything is read, naming the option
+    r = runner.invoke(_app(), ["judge", "train", "--lakehouse", str(tmp_path / "nope"), "--out", str(tmp_path / "j"),
+                               "--lr", "0"])
+    assert r.exit_code == 2 and "--lr: Input should be greater than 0" in " ".join(r.output.split())

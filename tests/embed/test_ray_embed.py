@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from strata.config import EmbedConfig, EngineConfig
+from strata.embed.config import EmbedConfig
+from strata.engines import EngineConfig
 from strata.embed.ray_embed import embed_texts, embed_texts_local, torch_threads
 from strata.engines import Engines
 

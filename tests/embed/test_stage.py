@@ -8,7 +8,7 @@ import json
 import faiss
 import numpy as np
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.embed.stage import embed_catalog
 from tests.scale.test_streaming import _products
 

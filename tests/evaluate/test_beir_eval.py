@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from ranx import Qrels, Run, evaluate
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.evaluate.beir_eval import evaluate_beir, sample_queries
 from strata.evaluate.metrics import DEFAULT_METRICS
 from strata.evaluate.retrievers import make_retriever
@@ -83,3 +83,8 @@ def test_max_queries_is_a_stable_sample() -> None:
     assert len(first) == 10 and first == sample_queries(dict(reversed(queries.items())), 10)
     assert list(first) != [f"q{i}" for i in range(10)]  # a hash sample, not the first ids
     assert sample_queries(queries, None) == dict(sorted(queries.items()))
+    # the same sample as the hand-written sha1 sort it was before strata.text.stable_hash
+    import hashlib
+
+    by_hash = sorted(queries, key=lambda q: (hashlib.sha1(q.encode("utf-8")).hexdigest(), q))
+    assert list(first) == sorted(by_hash[:10])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.evaluate.analysis import read_trec_run
 from strata.evaluate.beir_eval import evaluate_beir
 from strata.evaluate.separation import separation_from_sims

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from strata.evaluate.devset import query_id
-from strata.evaluate.engagement_devset import engagement_devset, log_query_stats
+from strata.evaluate.engagement_devset import engagement_devset, in_dev, log_query_stats
 
 
 def _events():
@@ -30,3 +30,17 @@ def test_log_query_stats_segments_and_zero_click():
     st = log_query_stats(_events())
     assert st["xbox"]["segment"] == "head" and st["ghost"]["segment"] == "tail"
     assert st["tv mount"]["zero_click_rate"] == 1.0 and st["xbox"]["zero_click_rate"] == 0.5
+
+
+def test_in_dev_keeps_the_queries_it_always_had():
+    """``in_dev`` through ``strata.text.stable_draw`` gives the old hand-written sha1 draw's answer."""
+    import hashlib
+
+    def old_in_dev(query_norm, dev_fraction):
+        h = int(hashlib.sha1(("dev:" + query_norm).encode("utf-8")).hexdigest()[:8], 16)
+        return h / 0xFFFFFFFF < dev_fraction
+
+    qs = ["xbox", "fifa 11", "tv mount", "ghost", ""] + [f"query {i}" for i in range(500)]
+    for frac in (0.0, 0.2, 0.5, 1.0):
+        assert [in_dev(q, frac) for q in qs] == [old_in_dev(q, frac) for q in qs]
+    assert 50 < sum(in_dev(q, 0.2) for q in qs) < 150

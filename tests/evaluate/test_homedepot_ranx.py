@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.evaluate.analysis import REPORT_METRICS, read_trec_run
 from strata.evaluate.beir_eval import evaluate_beir
 from strata.evaluate.devset import export_devset

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.evaluate import beir_eval
 from strata.evaluate.beir_eval import evaluate_beir
 from strata.evaluate.metrics import strict_ranking
@@ -99,11 +99,12 @@ def test_cli_rerank_with_a_real_tiny_judge(tmp_path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "judge"))
     from judge_toys import synthetic_pairs
 
-    from strata.judge.distilled import train_distilled
+    from strata.judge.config import JudgeTrainConfig
+    from strata.judge.trainer import train_distilled
 
     judge = tmp_path / "judge"
-    train_distilled(synthetic_pairs(2), judge, name="tiny-judge", layers=1, batch_size=16, max_pairs=32,
-                    lr=3e-4, max_length=32, threads=1)
+    train_distilled(synthetic_pairs(2), judge, JudgeTrainConfig(name="tiny-judge", layers=1, batch_size=16,
+                                                                max_pairs=32, lr=3e-4, max_length=32, threads=1))
     write_beir(_ds(), tmp_path / "beir")
     cli = [sys.executable, "-c", "from strata.cli import main; main()", "eval", "--dataset", str(tmp_path / "beir"),
            "--split", "dev", "--model", "bm25", "--model", "rerank:bm25", "--out", str(tmp_path / "m.json")]

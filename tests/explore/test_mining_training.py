@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from strata.explore import mining, training  # noqa: E402
-from strata.mine.job import summarize  # noqa: E402
+from strata.mine.report import summarize  # noqa: E402
 
 
 def _examples():

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="classic JV
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
-    from strata.config import EngineConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.features.job import run_features
     from strata.ingest.events import ingest_search_log

@@ -23,7 +23,10 @@ import jsonschema
 import pytest
 import yaml
 
+from strata.config import load_config
 from strata.ops import submit as ops
+from strata.ops.infra import INFRA_PROFILE, render
+from strata.pipeline.graph import active
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -38,6 +41,14 @@ _spec.loader.exec_module(schemas)
 
 # Commands that land with later issues: their entry points exist, the `strata` command does not yet.
 PENDING: dict[str, str] = {}  # every command the infra names exists
+# The steps the staged nightly runs: the infra profile's active steps of the graph, in order.
+NIGHTLY = [s.name for s in active(load_config(INFRA_PROFILE), "run")]
+COMMAND_OF = {f: c for c, f in ops.JOBS.items()}  # jobs/run.py -> "run"
+
+
+def test_infra_matches_the_graph():
+    """Every graph-derived block of infra/ and docs/ is what `strata infra render` writes (no drift)."""
+    assert render(check=True) == []
 
 
 def _yaml_files() -> list[Path]:
@@ -121,17 +132,21 @@ def test_bundle_schema_and_references():
             assert _quartz_ok(job["schedule"]["quartz_cron_expression"])
 
 
-def test_nightly_job_chains_the_stages():
+def test_nightly_job_chains_the_steps_of_the_graph():
     b, _ = _bundle()
     job = b["resources"]["jobs"][ops.NIGHTLY_JOB]
+    keys = [s.replace("-", "_") for s in NIGHTLY]
     tasks = {t["task_key"]: t for t in job["tasks"]}
-    assert list(tasks) == list(ops.NIGHTLY)
-    for prev, cur in zip(ops.NIGHTLY, ops.NIGHTLY[1:]):
+    assert list(tasks) == keys
+    for prev, cur in zip(keys, keys[1:]):
         assert [d["task_key"] for d in tasks[cur]["depends_on"]] == [prev]
-    assert "depends_on" not in tasks[ops.NIGHTLY[0]]
+    assert "depends_on" not in tasks[keys[0]]
+    for step, key in zip(NIGHTLY, keys):  # each task runs its own step of the graph, with the profile
+        params = tasks[key]["spark_python_task"]["parameters"]
+        assert params[params.index("--only") + 1] == step and "--profile" in params
     assert job["schedule"]["quartz_cron_expression"] and job["max_concurrent_runs"] == 1
     gpu = {c["job_cluster_key"] for c in job["job_clusters"] if "gpu" in c["new_cluster"]["spark_version"]}
-    assert {tasks[s]["job_cluster_key"] for s in ("judge", "train")} <= gpu
+    assert {tasks[s]["job_cluster_key"] for s in ("judge_train", "train_stage1", "train_stage2")} <= gpu
     assert ops.REFRESH_JOB in b["resources"]["jobs"]
 
 
@@ -222,7 +237,7 @@ def test_airflow_dag_ast():
                         and getattr(n.targets[0], "id", None) == "default_args")
     retries = {ast.literal_eval(k): v for k, v in zip(default_args.keys, default_args.values)}["retries"]
     assert ast.literal_eval(retries) >= 1
-    assert [s for s, _ in _assigned(tree, "STAGES")] == list(ops.NIGHTLY)
+    assert _assigned(tree, "STEPS") == NIGHTLY
     chains = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "chain"]
     assert len(chains) == 1
 
@@ -292,7 +307,7 @@ def test_airflow_dag_with_stub_renders_valid_submits(monkeypatch):
     from strata.commands import submit as submit_cmd
 
     dag = _import_dag_with_stub(monkeypatch)
-    assert [t.task_id for t in dag.tasks] == list(ops.NIGHTLY)
+    assert [t.task_id for t in dag.tasks] == NIGHTLY
     for a, b in zip(dag.tasks, dag.tasks[1:]):
         assert a.downstream == [b.task_id]
     assert dag.kw["catchup"] is False and dag.kw["default_args"]["retries"] >= 1
@@ -337,8 +352,8 @@ def collect_entry_points() -> dict[str, set[str]]:
                 if m:
                     add(m.group(1), path)
     tree, _ = _dag_ast()
-    for stage, _ in _assigned(tree, "STAGES"):
-        add(ops.job_file(stage), DAG_FILE)
+    for step in _assigned(tree, "STEPS"):
+        add(ops.job_file(step), DAG_FILE)
     cfg = yaml.safe_load(CLUSTER_YAML.read_text())
     for cmd in [c for k, v in cfg.items() if k.endswith("_commands") for c in v]:
         for tok in shlex.split(cmd):
@@ -355,7 +370,7 @@ def test_entry_points_collected_from_every_orchestrator():
     sources = {s for v in _ENTRY_POINTS.values() for s in v}
     assert any("databricks" in s for s in sources) and any("kuberay" in s for s in sources)
     assert any("airflow" in s for s in sources)
-    assert {ops.job_file(s) for s in ops.NIGHTLY} | {"jobs/refresh.py"} <= set(_ENTRY_POINTS)
+    assert set(ops.JOBS.values()) <= set(_ENTRY_POINTS)
 
 
 def _param(job: str):
@@ -373,8 +388,7 @@ def test_entry_point_exists_and_runs_help(job):
     r = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120,
                        env=env, cwd=str(REPO / "jobs"))
     assert r.returncode == 0, r.stdout + r.stderr
-    stage = next(s for s, (_, f) in ops.STAGES.items() if f == job)
-    assert f"Usage: strata {' '.join(ops.stage_command(stage))}" in " ".join(r.stdout.split())
+    assert f"Usage: strata {COMMAND_OF[job]}" in " ".join(r.stdout.split())
 
 
 # -- the options each infra file passes are options the stage's command accepts ------------------------
@@ -399,8 +413,10 @@ def collect_invocations() -> list[tuple[str, str, list[str]]]:
             i = next(i for i, t in enumerate(toks) if _JOB_RE.search(t))
             out.append((f"{path.relative_to(INFRA)}", _JOB_RE.search(toks[i]).group(1), toks[i + 1:]))
     tree, _ = _dag_ast()
-    for stage, args in _assigned(tree, "STAGES"):
-        out.append((f"airflow:{stage}", ops.job_file(stage), shlex.split(_dummy(args))))
+    submit = _assigned(tree, "SUBMIT")
+    for step in _assigned(tree, "STEPS"):
+        after = _dummy(submit.format(step=step)).split(" -- ", 1)[1]  # the options passed to the entry point
+        out.append((f"airflow:{step}", ops.job_file(step), ops.job_args(step, shlex.split(after))))
     return out
 
 
@@ -415,9 +431,7 @@ def test_infra_arguments_parse_with_the_cli(job, argv):
 
     from strata.cli import app
 
-    stage = next(s for s, (_, f) in ops.STAGES.items() if f == job)
-    cmd = typer.main.get_command(app)
-    for word in ops.stage_command(stage):
-        assert word in cmd.commands, f"`strata {' '.join(ops.stage_command(stage))}`: no command {word!r}"
-        cmd = cmd.commands[word]
-    cmd.make_context(" ".join(ops.stage_command(stage)), list(argv))  # raises on unknown/missing options
+    cmd = typer.main.get_command(app).commands[COMMAND_OF[job]]
+    ctx = cmd.make_context(COMMAND_OF[job], list(argv))  # raises on unknown/missing options
+    for step in ctx.params.get("only") or []:  # a step of the graph that runs for the infra profile
+        assert step in NIGHTLY, step

@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from strata.config import DataConfig, SourceConfig, StrataConfig
+from strata.config import StrataConfig
+from strata.ingest.config import DataConfig, SourceConfig
 from strata.ingest.run import IngestResult, ingest, ingest_source
 from strata.tables import TABLES, Lakehouse, spec
 
@@ -112,7 +113,7 @@ def test_ingest_runs_every_configured_source(engines, tmp_path):
     sources = _small_sources(tmp_path / "data")
     config = StrataConfig(data=DataConfig(root=str(tmp_path / "data"), sources=sources))
     lh = Lakehouse(tmp_path / "lh")
-    result = ingest(config, engines, lh, run_id="run-1")
+    result = ingest(config.data, config.split, engines, lh, run_id="run-1")
     assert isinstance(result, IngestResult)
     got = {(c["source"], c["target_table"]): (c["read"], c["accepted"], c["quarantined"], c["upserted"])
            for c in result.counts}

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from strata.config import DataConfig, SourceConfig, SplitConfig, StrataConfig, TableSourceConfig
+from strata.config import StrataConfig
+from strata.config_base import SplitConfig
+from strata.ingest.config import DataConfig, SourceConfig, TableSourceConfig
 from strata.ingest.run import ingest, ingest_source
 from strata.ingest.table_source import ingest_table
 from strata.sources.base import MAX_TITLE, SourceSchemaError
@@ -193,7 +195,7 @@ def test_configured_table_source_runs_through_ingest(engines, tmp_path):
     config = StrataConfig(data=DataConfig(root=str(tmp_path / "data"), sources=[
         SourceConfig(name="table", path="catalog.parquet", limit=4, table=PRODUCTS)]))
     lh = Lakehouse(tmp_path / "lh")
-    result = ingest(config, engines, lh, run_id="r1")
+    result = ingest(config.data, config.split, engines, lh, run_id="r1")
     assert [(c["source"], c["read"], c["accepted"], c["upserted"]) for c in result.counts] == [("acme", 4, 4, 3)]
     assert result.versions["products"] is not None
 
@@ -201,7 +203,7 @@ def test_configured_table_source_runs_through_ingest(engines, tmp_path):
 def test_home_depot_as_a_table_equals_the_adapter(engines, data_root, tmp_path, monkeypatch):
     """The real Home Depot file parsed once, written as a table and ingested both ways: the same products,
     labels and counts, and the table path hands the driver no rows (only the one-row logs)."""
-    from strata.sources.base import read_bytes, read_delimited
+    from strata.sources.files import read_bytes, read_delimited
     from strata.sources.homedepot import COLUMNS
 
     hd = data_root / "homedepot" / "train.csv.gz"

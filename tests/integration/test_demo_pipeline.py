@@ -31,7 +31,7 @@ def demo_run(data_root, engines, tmp_path_factory):
             # the first few hundred are animals and apparel)
             "pipeline.enrich=true",
             # the training loop, kept tiny: a 1-layer judge on 600 pairs, 40 mined queries, 3 + 2 steps
-            "pipeline.judge_layers=1", "pipeline.judge_max_pairs=600", "mine.max_queries=40",
+            "judge_train.layers=1", "judge_train.max_pairs=600", "mine.max_queries=40",
             "train.stage1.max_steps=3", "train.stage2.max_steps=2", "train.stage1.queries_per_batch=8",
             "train.stage2.queries_per_batch=8", "train.cpus_per_worker=0.5", "train.threads=1",
             # Mine and Refine: Stage 2 on the Stage 1 model's own judged neighbours (ANN ranks 0-9 only)
@@ -60,7 +60,7 @@ def test_training_loop_left_judge_examples_and_model(demo_run):
     assert "human" in mining["sources"] and len(mining["sources"]) >= 3
     assert SentenceTransformer(str(d / "model"), device="cpu").encode(["drill"]).shape == (1, 384)
     man = json.loads((d / "manifest.json").read_text())
-    assert {"enrich", "features", "judge_train", "mine", "train_stage1", "remine", "train_stage2"} <= set(
+    assert {"enrich", "features", "judge-train", "mine", "train-stage1", "remine", "train-stage2"} <= set(
         man["timings_seconds"])
     assert man["models"]["judge"] == judge["judge_id"]
 
@@ -104,7 +104,7 @@ def test_manifest_records_versions_models_timings(demo_run):
     assert man["config"]["profile"] == "demo"
     assert man["table_versions"]["after_ingest"]["labels"] is not None
     assert "baseline" in man["models"] and "@" in man["models"]["baseline"]
-    assert {"ingest", "devset", "embed_index_evaluate"} <= set(man["timings_seconds"])
+    assert {"ingest", "devset", "evaluate", "report"} <= set(man["timings_seconds"])
 
 
 def test_ingest_counts_add_up(demo_run):

@@ -19,9 +19,10 @@ def toy_pairs():
 @pytest.fixture(scope="session")
 def tiny_judge_dir(tmp_path_factory):
     """A distilled judge trained for a few steps on ~200 toy pairs (1 MiniLM layer: fast)."""
-    from strata.judge.distilled import train_distilled
+    from strata.judge.config import JudgeTrainConfig
+    from strata.judge.trainer import train_distilled
 
     out = tmp_path_factory.mktemp("judge") / "tiny"
-    train_distilled(synthetic_pairs(10), out, name="tiny-judge", layers=1, batch_size=16, max_pairs=160,
-                    lr=3e-4, max_length=32, threads=1)
+    train_distilled(synthetic_pairs(10), out, JudgeTrainConfig(name="tiny-judge", layers=1, batch_size=16,
+                                                               max_pairs=160, lr=3e-4, max_length=32, threads=1))
     return out

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from strata.judge import vllm_backend as vb
-from strata.judge.backends import JudgeConfig, judge_identity, load_judge
+from strata.judge.backends import judge_identity, load_judge
+from strata.judge.config import JudgeConfig
 from strata.judge.protocol import BACKEND_ERROR, EMPTY_QUERY, OK, JudgeInput
 
 

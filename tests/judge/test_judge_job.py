@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from strata.judge.backends import JudgeConfig
+from strata.judge.config import JudgeConfig
 from strata.judge.job import missing_pairs, read_candidates, run_judging
 from strata.tables import Lakehouse
 
@@ -183,7 +183,6 @@ def test_missing_pairs_reads_only_this_judges_rows_for_these_candidates(tmp_path
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    import strata.embed.scan as scan
     from strata.tables import spec
 
     lh = Lakehouse(tmp_path / "lh")
@@ -201,7 +200,7 @@ def test_missing_pairs_reads_only_this_judges_rows_for_these_candidates(tmp_path
         return cands[m["_done"].isna().to_numpy()].reset_index(drop=True)
 
     want = {j: old_missing(j) for j in ("j@1", "j@2", "j@3")}
-    real_read, real_scan = Lakehouse.read_arrow, scan.scan_batches
+    real_read, real_scan = Lakehouse.read_arrow, Lakehouse.scan_batches
     seen: list[tuple[list[str], int]] = []
 
     def read_arrow(self, name, columns=None):
@@ -209,13 +208,13 @@ def test_missing_pairs_reads_only_this_judges_rows_for_these_candidates(tmp_path
             raise AssertionError("whole-table read of judgments")
         return real_read(self, name, columns)
 
-    def spy(lakehouse, name, columns, filter=None, **kw):
+    def spy(lakehouse, name, columns=None, filter=None, **kw):
         for b in real_scan(lakehouse, name, columns, filter=filter, **kw):
             seen.append((list(b.schema.names), b.num_rows))
             yield b
 
     monkeypatch.setattr(Lakehouse, "read_arrow", read_arrow)
-    monkeypatch.setattr(scan, "scan_batches", spy)
+    monkeypatch.setattr(Lakehouse, "scan_batches", spy)
     got = missing_pairs(lh, cands, "j@1")
     pd.testing.assert_frame_equal(got, want["j@1"])
     assert len(got) == 9

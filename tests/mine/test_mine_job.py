@@ -3,10 +3,12 @@
 import pandas as pd
 import pytest
 
-from strata.config import EmbedConfig, SplitConfig
+from strata.config_base import SplitConfig
+from strata.embed.config import EmbedConfig
 from strata.mine.config import MineConfig
 from strata.mine.inspect import query_examples
-from strata.mine.job import mining_report, run_mining
+from strata.mine.job import run_mining
+from strata.mine.report import mining_report
 from strata.tables import Lakehouse
 
 
@@ -70,55 +72,21 @@ def test_config_rejects_bad_windows(over):
         MineConfig(**over)
 
 
-def test_mining_report_streams_and_equals_summarize(tmp_path, monkeypatch):
-    """The report reads training_examples in batches (never ``read_arrow``) and equals ``summarize`` over the
-    whole table, per catalog and overall, including across batch boundaries."""
-    import numpy as np
-    import pyarrow as pa
-    from deltalake import write_deltalake
-
-    from strata.embed import scan
-    from strata.mine.job import summarize
-    from strata.tables import spec
-
-    rng = np.random.default_rng(0)
-    n = 1000
-    sch = spec("training_examples").schema
-    cols = {f.name: [None] * n for f in sch}
-    cols.update(catalog=[["a", "b"][i % 2] for i in range(n)], query=[f"q{i % 37}" for i in range(n)],
-                query_norm=[f"q{i % 37}" for i in range(n)], product_id=[f"p{i}" for i in range(n)],
-                grade=[int(x) for x in rng.integers(0, 3, n)],
-                source=[["human", "ann", "judge", "random"][i % 4] for i in range(n)],
-                judge_grade=[None if i % 3 else int(i % 2) for i in range(n)],
-                score=[None if i % 11 == 0 else float(x) for i, x in enumerate(rng.random(n))], synthetic=[False] * n)
-    table = pa.Table.from_pydict(cols, schema=sch)
-    write_deltalake(str(tmp_path / "lh" / "training_examples"), table)
-    lh = Lakehouse(tmp_path / "lh")
-    monkeypatch.setattr(scan, "BATCH_ROWS", 64)
-    orig = scan.scan_batches
-    monkeypatch.setattr(scan, "scan_batches", lambda *a, **k: orig(*a, **{**k, "batch_rows": 64}))
-    monkeypatch.setattr(Lakehouse, "read_arrow", lambda *a, **k: (_ for _ in ()).throw(AssertionError("whole read")))
-    rep = mining_report(lh, tmp_path / "rep.json")
-    df = table.to_pandas()
-    want = {"overall": summarize(df), "catalogs": {c: summarize(g) for c, g in df.groupby("catalog", sort=True)}}
-    assert rep == want
-    assert (tmp_path / "rep.json").is_file()
-
-
 def test_judged_mining_stages_candidate_text_in_spark(engines, mine_lakehouse, tmp_path, monkeypatch):
     """With a judge, the candidates reach the judging job as a Spark-staged parquet path (title/description
     joined there): the frame path (``read_candidates`` / ``missing_pairs``) is never used, every candidate is
     judged on its product's text, the verdicts land in ``training_examples`` and the staging folder is gone."""
     from strata.judge import job as judge_job
-    from strata.judge.backends import JudgeConfig, load_judge
-    from strata.judge.distilled import train_distilled
+    from strata.judge.backends import load_judge
+    from strata.judge.config import JudgeConfig, JudgeTrainConfig
+    from strata.judge.trainer import train_distilled
     lh = Lakehouse(mine_lakehouse)
     titles = dict(lh.read_arrow("products").to_pandas()[["product_id", "title"]].itertuples(index=False))
     q = "stainless steel microwave"
     pairs = pd.DataFrame([dict(source="shop", query=q, query_norm=q, product_id=p, product_text=t,
                                grade=2 if "Microwave" in t else 0, split="train") for p, t in titles.items()] * 4)
-    train_distilled(pairs, tmp_path / "judge", name="mine-judge", layers=1, batch_size=8, max_pairs=32, lr=3e-4,
-                    max_length=32, threads=1)
+    train_distilled(pairs, tmp_path / "judge", JudgeTrainConfig(name="mine-judge", layers=1, batch_size=8,
+                                                                max_pairs=32, lr=3e-4, max_length=32, threads=1))
     cfg = JudgeConfig(backend="distilled", model=str(tmp_path / "judge"), batch_size=4, chunk_rows=4)
 
     def driver_path(*a, **k):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from strata.config import SplitConfig
+from strata.config_base import SplitConfig
 from strata.mine.seeds import seed_examples
 from strata.tables import Lakehouse, spec
 from strata.text import split_of

@@ -26,9 +26,10 @@ def notebook_inputs(data_root, engines, tmp_path_factory) -> dict:
     from strata.config import load_config
     from strata.features.job import run_features
     from strata.judge.audit import run_audit
-    from strata.judge.backends import JudgeConfig
-    from strata.judge.distilled import load_pairs, train_distilled
+    from strata.judge.config import JudgeConfig, JudgeTrainConfig
     from strata.judge.job import read_candidates, run_judging
+    from strata.judge.pairs import load_pairs
+    from strata.judge.trainer import train_distilled
     from strata.pipeline.run import lakehouse_for, run_pipeline
 
     cfg = load_config(
@@ -52,8 +53,9 @@ def notebook_inputs(data_root, engines, tmp_path_factory) -> dict:
 
     pairs = load_pairs(lh)
     judge_dir = tmp_path_factory.mktemp("nb-judge") / "tiny"
-    train_distilled(pairs[pairs["split"] == "train"], judge_dir, name="nb-tiny-judge", layers=1, batch_size=16,
-                    max_pairs=128, lr=3e-4, max_length=32, threads=1)
+    train_distilled(pairs[pairs["split"] == "train"], judge_dir,
+                    JudgeTrainConfig(name="nb-tiny-judge", layers=1, batch_size=16, max_pairs=128, lr=3e-4,
+                                     max_length=32, threads=1))
     # 200 human-labelled pairs (calibration) + the most clicked Best Buy (query, product) pairs of the click
     # log (no human grade, but engagement: what the audit compares judgments with)
     labelled = pairs.head(200)[["source", "query", "query_norm", "product_id", "product_text"]]
@@ -92,7 +94,8 @@ def _tiny_st_model(out: Path) -> str:
 
 def _mine(engines, lh, model: str) -> None:
     """``training_examples`` for notebook 03 (and the training run): 40 seed queries per catalog."""
-    from strata.config import EmbedConfig, SplitConfig
+    from strata.config_base import SplitConfig
+    from strata.embed.config import EmbedConfig
     from strata.mine.config import MineConfig
     from strata.mine.job import run_mining
 

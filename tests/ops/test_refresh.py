@@ -16,7 +16,7 @@ import yaml
 
 from strata.config import load_config
 from strata.ops.refresh import RefreshLocked, refresh, refresh_lock
-from strata.ops.registry import Registry
+from strata.pipeline.registry import Registry
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +60,11 @@ def setup(data_root, tmp_path_factory):
         "embed": {"max_seq_length": 32, "cache_dir": str(root / "cache"), "actor_cpus": 0.5},
         "eval": {"dataset": "homedepot", "max_queries": 40},
         "mine": {"max_queries": 60, "n_ann": 3, "rank_max": 20},
+        "judge_train": {"layers": 1, "max_pairs": 600},
         "train": {"max_seq_length": 32, "cpus_per_worker": 0.5, "threads": 1, "spelling_rate": 0.0,
                   "stage1": {"max_steps": 2, "queries_per_batch": 8}, "stage2": {"max_steps": 1, "queries_per_batch": 8}},
-        "refresh": {"enrich": True, "gate": {"n_resamples": 2000}},
+        "pipeline": {"enrich": True},
+        "refresh": {"gate": {"n_resamples": 2000}},
     }
     path = root / "refresh.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -84,11 +86,15 @@ def test_refresh_twice_then_killed_then_completes(engines, setup):
     state = setup["state"]
 
     first = refresh(cfg, state, engines)
-    assert all(first.steps[s]["ran"] for s in ("ingest", "features", "mine", "train", "evaluate", "index"))
+    # the same steps as `strata run`, then the tail
+    from strata.pipeline.graph import active
+
+    assert list(first.steps) == [s.name for s in active(cfg, "run")] + ["gate", "promote", "index"]
+    assert all(first.steps[s]["ran"] for s in first.steps)
     assert first.champion_before == "1"  # bootstrap: the off-the-shelf model is version 1
     # Home Depot has no categories of its own: the features step gave its titles Google-taxonomy paths first;
     # Best Buy keeps its own taxonomy
-    enriched = {c["source"]: c for c in first.steps["features"]["enrich"]}
+    enriched = {c["source"]: c for c in first.steps["enrich"]["counts"]}
     assert set(enriched) == {"homedepot"}
     assert enriched["homedepot"]["read"] > 0 and enriched["homedepot"]["assigned"] > 0
     promotions = int(first.promoted)
@@ -116,14 +122,14 @@ def test_refresh_twice_then_killed_then_completes(engines, setup):
     steps = json.loads((killed / "manifest.json").read_text())["steps"]
     ev = [c for c in steps["ingest"]["counts"] if c["target_table"] == "search_events"]
     assert ev and ev[0]["accepted"] == day2  # only the new day's events were processed
-    assert steps["features"]["ran"] and steps["mine"]["ran"] and steps["train"]["ran"]
-    # enrichment is incremental: the catalog did not change, so no title is embedded again
-    assert [(c["source"], c["read"]) for c in steps["features"]["enrich"]] == [("homedepot", 0)]
+    assert steps["features"]["ran"] and steps["mine"]["ran"] and steps["train-stage2"]["ran"]
+    # the catalog and taxonomy did not change, so the enrichment step is skipped: no title is embedded again
+    assert not steps["enrich"]["ran"]
 
     # third run: nothing new to ingest; features/mine/train are skipped; the killed run's candidate is gated
     third = refresh(cfg, state, engines)
-    assert not third.steps["features"]["ran"] and not third.steps["mine"]["ran"] and not third.steps["train"]["ran"]
-    assert third.steps["evaluate"]["ran"] and "decision" in third.steps["promote"]
+    assert not any(third.steps[s]["ran"] for s in ("features", "judge-train", "mine", "train-stage1", "train-stage2"))
+    assert third.steps["evaluate"]["ran"] and "decision" in third.steps["gate"]
     promotions += int(third.promoted)
     assert promotions <= 1
     _alias_history_ok(state)

@@ -63,13 +63,18 @@ def test_parse_target_dashboard_port_and_errors():
             ops.parse_target(bad)
 
 
-def test_stages_map_to_existing_entry_points():
-    for stage, (words, path) in ops.STAGES.items():
+def test_every_step_of_the_graph_maps_to_the_one_entry_point():
+    from strata.pipeline.graph import GRAPH
+
+    for command, path in ops.JOBS.items():
         assert (REPO / path).is_file(), path
-        src = (REPO / path).read_text()
-        assert f"run({', '.join(repr(w).replace(chr(39), chr(34)) for w in words)})" in src, (stage, words)
-    assert ops.stage_command("judge") == ("judge", "score")
-    assert ops.entrypoint("judge", ["--lakehouse", "/l m"]) == "python jobs/judge.py --lakehouse '/l m'"
+        assert f'run("{command}")' in (REPO / path).read_text(), path
+    for s in GRAPH:
+        assert ops.stage_command(s.name) == ("run", "--only", s.name)
+        assert ops.job_file(s.name) == "jobs/run.py"
+    assert ops.stage_command("all") == ("run",) and ops.stage_command("refresh") == ("refresh",)
+    assert ops.entrypoint("judge-train", ["--out", "/r m"]) == "python jobs/run.py --only judge-train --out '/r m'"
+    assert ops.entrypoint("refresh", ["--out", "/s"]) == "python jobs/refresh.py --out /s"
     with pytest.raises(ops.SubmitError, match="unknown stage"):
         ops.stage_command("nope")
 
@@ -134,7 +139,7 @@ def test_submit_ray_with_fake_client():
         clients.append(FakeClient(addr))
         return clients[-1]
 
-    sub = ops.ray_submission("judge", ["--lakehouse", "/lh", "--candidates", "labels"], pip=False,
+    sub = ops.ray_submission("judge-train", ["--profile", "cluster", "--out", "/runs/n"], pip=False,
                              env_names=["HF_TOKEN"], submission_id="strata-judge-1")
     job_id, status = ops.submit_ray("http://head:8265", sub, client_factory=factory, echo=echoed.append,
                                     write_logs=logs.append)
@@ -142,9 +147,9 @@ def test_submit_ray_with_fake_client():
     assert echoed[0] == "raysubmit_fake123" and "".join(logs) == "line one\nline two\n"
     (call,) = clients[0].calls
     assert clients[0].address == "http://head:8265"
-    assert call["entrypoint"] == "python jobs/judge.py --lakehouse /lh --candidates labels"
+    assert call["entrypoint"] == "python jobs/run.py --only judge-train --profile cluster --out /runs/n"
     assert call["submission_id"] == "strata-judge-1"
-    assert call["metadata"] == {"strata_stage": "judge", "strata_command": "judge score"}
+    assert call["metadata"] == {"strata_stage": "judge-train", "strata_command": "run --only judge-train"}
     assert call["runtime_env"]["env_vars"]["HF_TOKEN"] == "${HF_TOKEN}"
 
     no_follow = ops.submit_ray("http://h:1", sub, follow=False, client_factory=factory, echo=echoed.append)
@@ -159,7 +164,7 @@ def test_cli_ray_failure_exits_1(monkeypatch):
 
     monkeypatch.setattr(ops, "submit_ray", patched)
     r = CliRunner().invoke(_app(), ["submit", "features", "--target", "ray://head", "--no-pip", "--",
-                                    "--lakehouse", "/lh"])
+                                    "--out", "/runs/n"])
     assert r.exit_code == 1, r.output
     assert "raysubmit_fake123" in r.output
 
@@ -190,16 +195,18 @@ def test_databricks_bundle_run(tmp_path, monkeypatch):
     rec = tmp_path / "rec.json"
     _fake_cli(tmp_path / "bin", "databricks", rec)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    r = CliRunner().invoke(_app(), ["submit", "judge", "--target", "databricks", "--bundle-target", "prod",
+    r = CliRunner().invoke(_app(), ["submit", "judge-train", "--target", "databricks", "--bundle-target", "prod",
                                     "--param", "lakehouse=/Volumes/x"])
     assert r.exit_code == 0, r.output
     got = json.loads(rec.read_text())
-    assert got["argv"] == ["bundle", "run", "-t", "prod", "--params", "lakehouse=/Volumes/x", "--only", "judge",
-                           "strata_nightly"]
+    assert got["argv"] == ["bundle", "run", "-t", "prod", "--params", "lakehouse=/Volumes/x", "--only",
+                           "judge_train", "strata_nightly"]
     assert Path(got["cwd"]) == REPO / "infra" / "databricks"
     r = CliRunner().invoke(_app(), ["submit", "refresh", "--target", "databricks"])
     assert json.loads(rec.read_text())["argv"] == ["bundle", "run", "-t", "dev", "strata_refresh"]
-    r = CliRunner().invoke(_app(), ["submit", "judge", "--target", "databricks", "--", "--limit", "3"])
+    r = CliRunner().invoke(_app(), ["submit", "all", "--target", "databricks"])
+    assert json.loads(rec.read_text())["argv"] == ["bundle", "run", "-t", "dev", "strata_nightly"]
+    r = CliRunner().invoke(_app(), ["submit", "judge-train", "--target", "databricks", "--", "--limit", "3"])
     assert r.exit_code == 2 and "--param" in r.output
 
 
@@ -225,14 +232,14 @@ def test_spark_submit(tmp_path, monkeypatch):
     monkeypatch.setattr(ops, "zip_lib", keep_zip)
     r = CliRunner().invoke(_app(), ["submit", "features", "--target", "spark-submit", "--master", "yarn",
                                     "--deploy-mode", "cluster", "--conf", "spark.executor.memory=8g", "--",
-                                    "--lakehouse", "/lh"])
+                                    "--out", "/runs/n"])
     assert r.exit_code == 0, r.output
     argv = json.loads(rec.read_text())["argv"]
     assert argv[:8] == ["--name", "strata-features", "--master", "yarn", "--deploy-mode", "cluster", "--conf",
                         "spark.executor.memory=8g"]
     py_files = argv[argv.index("--py-files") + 1].split(",")
     assert py_files[0].endswith("strata-lib.zip") and py_files[1] == str(REPO / "jobs" / "_entry.py")
-    assert argv[-3:] == [str(REPO / "jobs" / "features.py"), "--lakehouse", "/lh"]
+    assert argv[-5:] == [str(REPO / "jobs" / "run.py"), "--only", "features", "--out", "/runs/n"]
     assert "strata/cli.py" in seen["names"] and "strata/profiles/demo.yaml" in seen["names"]
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     r = CliRunner().invoke(_app(), ["submit", "features", "--target", "spark-submit"])

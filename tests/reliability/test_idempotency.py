@@ -147,14 +147,14 @@ def _labelled_pairs(lh: Lakehouse, n: int) -> pd.DataFrame:
 
 @pytest.mark.integration
 def test_judging_twice_skips_and_same_content(engines, real_slice, tmp_path):
-    from strata.judge.backends import JudgeConfig
-    from strata.judge.distilled import train_distilled
+    from strata.judge.config import JudgeConfig, JudgeTrainConfig
     from strata.judge.job import read_candidates, run_judging
+    from strata.judge.trainer import train_distilled
 
     pairs = _labelled_pairs(real_slice, 64)
     judge_dir = tmp_path / "judge"
-    train_distilled(pairs.assign(product_text=pairs["title"]), judge_dir, name="tiny-judge", layers=1,
-                    batch_size=16, max_pairs=64, max_length=32, threads=1)
+    train_distilled(pairs.assign(product_text=pairs["title"]), judge_dir,
+                    JudgeTrainConfig(name="tiny-judge", layers=1, batch_size=16, max_pairs=64, max_length=32, threads=1))
     cands = read_candidates(pairs[["source", "query", "product_id", "title"]])
     cfg = JudgeConfig(backend="distilled", model=str(judge_dir), batch_size=8, chunk_rows=16)
 
@@ -188,7 +188,7 @@ def test_judging_twice_skips_and_same_content(engines, real_slice, tmp_path):
 def test_embed_catalog_twice_same_vectors_and_index(engines, real_slice, tmp_path):
     import faiss
 
-    from strata.config import EmbedConfig
+    from strata.embed.config import EmbedConfig
     from strata.embed.index import search
     from strata.embed.stage import embed_catalog
 

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from strata.judge.backends import JudgeConfig
+from strata.judge.config import JudgeConfig
 from strata.judge.openai_backend import OpenAIJudge, request_body
 from strata.judge.prompt import INSTRUCTION, escape, guideline, messages, user_message
 from strata.judge.protocol import (

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from strata.config import ConfigError, DataConfig, SourceConfig, StrataConfig, default_data_root, load_config
+from strata.config import ConfigError, StrataConfig, load_config
+from strata.ingest.config import DataConfig, SourceConfig, default_data_root
 
 
 @pytest.fixture()
@@ -107,7 +108,7 @@ def test_programmatic_configs_are_confined_when_the_path_is_read(roots):
     with pytest.raises(ConfigError, match=r"data.sources\[0\].path"):
         cfg.data.check_sources()
     with pytest.raises(ConfigError, match="outside the allowed data roots"):
-        ingest(cfg, engines=None, lakehouse=None, run_id="r")  # refused before any engine is touched
+        ingest(cfg.data, cfg.split, engines=None, lakehouse=None, run_id="r")  # refused before any engine is touched
     cfg = StrataConfig(data=DataConfig(root=str(data), sources=[SourceConfig(name="wands", path="../outside")]))
     with pytest.raises(ConfigError, match="escapes data.root"):
         cfg.data.source_path(cfg.data.sources[0])

@@ -32,7 +32,8 @@ import typer
 from typer.testing import CliRunner
 
 from strata.config import ConfigError, StrataConfig, load_config
-from strata.judge.backends import JudgeConfig, load_judge
+from strata.judge.backends import load_judge
+from strata.judge.config import JudgeConfig
 from strata.judge.protocol import BACKEND_ERROR, OK, JudgeInput
 from strata.ops import submit as ops
 from strata.pipeline.manifest import Manifest
@@ -371,9 +372,9 @@ def test_strata_config_cli_refuses_a_key_and_prints_only_the_variable_name(plant
 
 def test_submit_refuses_literal_secrets_in_job_arguments_and_parameters(planted_key):
     for call in (
-        lambda: ops.ray_submission("judge", ["--set", f"judge.api_key={KEY}"]),
-        lambda: ops.ray_submission("judge", ["--base-url", f"https://u:{KEY}@h/v1"]),
-        lambda: ops.databricks_command("judge", params={"openai_api_key": KEY}),
+        lambda: ops.ray_submission("mine", ["--set", f"judge.api_key={KEY}"]),
+        lambda: ops.ray_submission("mine", ["--base-url", f"https://u:{KEY}@h/v1"]),
+        lambda: ops.databricks_command("mine", params={"openai_api_key": KEY}),
         lambda: ops.spark_submit_command("features", conf=[f"spark.hadoop.fs.s3a.secret.key={KEY}"]),
         lambda: ops.spark_submit_command("features", ["--set", f"train.mlflow_uri=https://u:{KEY}@m"]),
     ):
@@ -381,8 +382,8 @@ def test_submit_refuses_literal_secrets_in_job_arguments_and_parameters(planted_
             call()
         assert KEY not in str(e.value) and "not shown" in str(e.value)
     # References are fine: a secret scope, an env reference, a variable's name.
-    assert "--params" in ops.databricks_command("judge", params={"openai_api_key": "{{secrets/strata/openai}}"})
-    sub = ops.ray_submission("judge", ["--set", f"judge.api_key_env={KEY_ENV}"], env_names=[KEY_ENV], pip=False)
+    assert "--params" in ops.databricks_command("mine", params={"openai_api_key": "{{secrets/strata/openai}}"})
+    sub = ops.ray_submission("mine", ["--set", f"judge.api_key_env={KEY_ENV}"], env_names=[KEY_ENV], pip=False)
     payload = json.dumps({"entrypoint": sub.entrypoint, "runtime_env": sub.runtime_env, "metadata": sub.metadata})
     assert KEY not in payload and "${" + KEY_ENV + "}" in payload
 
@@ -399,10 +400,10 @@ def test_submit_cli_refuses_before_contacting_the_cluster(planted_key, monkeypat
         pass
 
     submit_cmd.register(app)
-    r = CliRunner().invoke(app, ["submit", "judge", "--target", "ray://head", "--", "--set",
+    r = CliRunner().invoke(app, ["submit", "mine", "--target", "ray://head", "--", "--set",
                                  f"judge.api_key={KEY}"])
     assert r.exit_code == 2 and contacted == [] and KEY not in _squash(r.output)
-    r = CliRunner().invoke(app, ["submit", "judge", "--target", "ray://head", "--", "--set",
+    r = CliRunner().invoke(app, ["submit", "mine", "--target", "ray://head", "--", "--set",
                                  f"judge.api_key_env={KEY_ENV}"])
     assert r.exit_code == 0 and contacted == ["http://head:8265"]  # the control: a name goes through
 

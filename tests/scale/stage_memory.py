@@ -87,7 +87,7 @@ class Peak:
 
 
 def _step(eng, lh, step: str, embed_cfg, out: dict) -> None:
-    from strata.config import SplitConfig
+    from strata.config_base import SplitConfig
 
     work = lh.root.parent
     if step == "features":
@@ -109,7 +109,7 @@ def _step(eng, lh, step: str, embed_cfg, out: dict) -> None:
         # driver, then one text per product.
         from pyspark.sql import functions as F
 
-        from strata.embed.stage import product_text
+        from strata.text import product_text
 
         rows = (lh.read(eng.spark, "products").where(F.col("source") == CATALOG)
                 .select("product_id", "title", "description").orderBy("product_id").toPandas())
@@ -121,7 +121,8 @@ def _step(eng, lh, step: str, embed_cfg, out: dict) -> None:
 
 
 def run(warm: Path, main: Path, steps: list[str]) -> dict:
-    from strata.config import EmbedConfig, EngineConfig
+    from strata.embed.config import EmbedConfig
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.tables import Lakehouse
 

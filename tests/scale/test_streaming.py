@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pytest
 from deltalake import write_deltalake
 
 from strata.embed.cache import EmbeddingCache
-from strata.embed.scan import scan_batches
-from strata.embed.stage import catalog_vectors, product_text
+from strata.embed.stage import catalog_vectors
 from strata.tables import Lakehouse, spec
+from strata.text import product_text
 
 
 def _products(root, n: int, fmt: str = "delta") -> Lakehouse:
@@ -27,16 +25,6 @@ def _products(root, n: int, fmt: str = "delta") -> Lakehouse:
         (root / "products").mkdir(parents=True)
         pq.write_table(table, str(root / "products" / "part-0.parquet"), row_group_size=10)
     return Lakehouse(root, fmt)
-
-
-@pytest.mark.parametrize("fmt", ["delta", "parquet"])
-def test_scan_batches_filters_and_bounds_batches(tmp_path, fmt):
-    lh = _products(tmp_path, 100, fmt)
-    batches = list(scan_batches(lh, "products", ["product_id", "source"], filter=pc.field("source") == "shop",
-                                batch_rows=7))
-    assert all(b.num_rows <= 7 for b in batches)
-    got = [p for b in batches for p in b.column("product_id").to_pylist()]
-    assert len(got) == len(set(got)) == 75 and {s for b in batches for s in b.column("source").to_pylist()} == {"shop"}
 
 
 def test_catalog_vectors_steps_and_order(tmp_path):

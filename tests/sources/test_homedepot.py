@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from strata.config import SplitConfig
+from strata.config_base import SplitConfig
 from strata.sources.base import SourceSchemaError
 from strata.sources.homedepot import grade_of, load_homedepot
 from strata.text import split_of

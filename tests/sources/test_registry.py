@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.config import SourceConfig
+from strata.ingest.config import SourceConfig
 from strata.sources.registry import SOURCES, load_source
 
 

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from strata.embed.stage import product_text
 from strata.tables import Lakehouse, spec
+from strata.text import product_text
 from strata.train.groups import AugmentConfig, build_groups, ray_dataset, read_groups
 from tests.train.conftest import example_rows, product_rows
 
@@ -186,3 +186,33 @@ def test_teachers_are_the_mining_judges_expected_grade_else_the_grade(spark, tmp
     changed = sum(a != b for x, y in zip(plain["teachers"], got["teachers"]) for a, b in zip(x, y))
     assert changed == 1
     assert sum(x for xs in got["judged"] for x in xs) == 1 and not any(x for xs in plain["judged"] for x in xs)
+
+
+def test_teachers_match_judgments_by_catalog_when_the_label_source_differs(spark, tmp_path):
+    """The judge writes a pair's labels source (``bestbuy-small``) into ``judgments.source`` while the example
+    and its product live in the catalog ``bestbuy``: the verdict still reaches the row (``catalog_of``), and a
+    verdict from a source of another catalog does not."""
+    from datetime import datetime
+
+    rows = [{**r, "catalog": "bestbuy"} for r in example_rows()]
+    products = [{**p, "source": "bestbuy"} for p in product_rows()]
+    judged = [r for r in rows if r["source"] == "taxonomy_sibling"][:2]
+    for r in judged:
+        r["judge_id"] = "j1"
+    lh = _lakehouse(tmp_path, rows, products)
+
+    def verdict(r, source, p1, p2):
+        return dict(source=source, query_norm=r["query_norm"], query=r["query"], product_id=r["product_id"],
+                    judge_id="j1", judge_version="v", grade=2, p0=1 - p1 - p2, p1=p1, p2=p2, status="ok",
+                    error=None, run_id="r", judged_at=datetime(2026, 1, 1))
+
+    write_deltalake(str(lh.path("judgments")), pa.Table.from_pylist(
+        [verdict(judged[0], "bestbuy-small", 0.25, 0.5), verdict(judged[1], "homedepot", 0.0, 1.0)],
+        schema=spec("judgments").schema))
+    got = read_groups(build_groups(spark, lh, tmp_path / "g"))
+    texts = {p["product_id"]: product_text(p["title"], p["description"]) for p in products}
+    teacher = {(q, t): (v, j) for q, ts, vs, js in zip(got["query_norm"], got["texts"], got["teachers"],
+                                                        got["judged"]) for t, v, j in zip(ts, vs, js)}
+    assert teacher[(judged[0]["query_norm"], texts[judged[0]["product_id"]])] == (pytest.approx(1.25), True)
+    assert teacher[(judged[1]["query_norm"], texts[judged[1]["product_id"]])] == (0.0, False)  # another catalog
+    assert sum(x for xs in got["judged"] for x in xs) == 1

@@ -160,34 +160,39 @@ def test_weighted_sum_is_circle_plus_weighted_supcon():
         WeightedLossSum((-1.0, circle))
 
 
+def _loop(stage: int = 2, **stage2):
+    """The typed config a Ray Train worker gets, with Stage 2 knobs set (Stage 1: temperature 0.05, graded)."""
+    from strata.train.config import LoopConfig, TrainConfig
+
+    train = TrainConfig(stage1={"temperature": 0.05, "partials": "graded"}, stage2=stage2)
+    return LoopConfig(train=train, stage=stage, init_model="m", total_steps=1, shuffle_buffer=64, mlflow_uri="x")
+
+
 def test_stage2_loop_loss_follows_supcon_weight():
     from strata.train.loop import _loss
     from strata.train.losses import WeightedLossSum
 
-    base = dict(stage=2, optima=(0.0, 0.5, 1.0), margins=(0.25, 0.25, 0.25), gamma=32.0, in_batch_negatives=True,
-                supcon_temperature=0.05, supcon_partials="graded")
-    assert isinstance(_loss({**base, "supcon_weight": 0.0}), MultiClassCircleLoss)
-    both = _loss({**base, "supcon_weight": 0.5})
+    assert isinstance(_loss(_loop(supcon_weight=0.0, circle_weight=1.0)), MultiClassCircleLoss)
+    both = _loss(_loop(supcon_weight=0.5, circle_weight=1.0))
     assert isinstance(both, WeightedLossSum) and both.weights == [1.0, 0.5]
     assert both.losses[1].temperature == 0.05 and both.losses[1].partials == "graded"
-    light = _loss({**base, "supcon_weight": 1.0, "circle_weight": 0.25})
+    light = _loss(_loop(supcon_weight=1.0, circle_weight=0.25))
     assert light.weights == [0.25, 1.0] and isinstance(light.losses[0], MultiClassCircleLoss)
-    alone = _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.5})
+    alone = _loss(_loop(supcon_weight=0.0, circle_weight=0.5))
     assert isinstance(alone, WeightedLossSum) and alone.weights == [0.5]
-    assert _loss({**base, "supcon_weight": 0.0, "circle_weight": 0.0}) is None  # distillation alone
+    assert _loss(_loop(supcon_weight=0.0, circle_weight=0.0, distill_weight=1.0)) is None  # distillation alone
 
 
 def test_stage2_distillation_term_is_off_unless_weighted():
     from strata.train.config import Stage2Config
     from strata.train.loop import _distill
 
-    base = dict(stage=2, supcon_temperature=0.05, distill_temperature=0.5, in_batch_negatives=True)
-    assert _distill({**base, "distill_weight": 0.0}) is None
-    assert _distill({**base, "stage": 1, "distill_weight": 1.0}) is None
-    w, fn = _distill({**base, "distill_weight": 0.7})
+    assert _distill(_loop(distill_temperature=0.5, distill_weight=0.0)) is None
+    assert _distill(_loop(stage=1, distill_temperature=0.5, distill_weight=1.0)) is None
+    w, fn = _distill(_loop(distill_temperature=0.5, distill_weight=0.7))
     assert w == 0.7 and isinstance(fn, ListwiseDistillLoss) and (fn.ts, fn.tt) == (0.05, 0.5)
     assert fn.negative_score == 0.0
-    assert _distill({**base, "distill_weight": 1.0, "distill_negative_score": -1.5})[1].negative_score == -1.5
+    assert _distill(_loop(distill_weight=1.0, distill_negative_score=-1.5))[1].negative_score == -1.5
     assert Stage2Config().distill_weight == 0.0  # off by default
     Stage2Config(circle_weight=0, supcon_weight=0, distill_weight=1.0)
     with pytest.raises(ValueError, match="all 0"):

@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from strata.config import EngineConfig, SplitConfig
+from strata.config_base import SplitConfig
+from strata.engines import EngineConfig
 from rich.markup import escape
 
 console = Console(stderr=True)
@@ -81,7 +82,7 @@ def ingest(
         import yaml
         from pydantic import ValidationError
 
-        from strata.config import TableSourceConfig
+        from strata.ingest.config import TableSourceConfig
 
         if source != "table" or mapping is None:
             _fail("--mapping goes with --source table, and --source table needs --mapping FILE.yaml", 2)

@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from strata.config import EmbedConfig, EngineConfig
+from strata.embed.config import EmbedConfig
+from strata.engines import EngineConfig
 
 
 def register(app: typer.Typer) -> None:

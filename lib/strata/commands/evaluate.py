@@ -1,4 +1,5 @@
-"""Evaluation commands: ``strata report RUN_DIR [--against OTHER]`` and ``strata compare A B``."""
+"""Evaluation commands: ``strata eval`` (full-corpus retrieval over a BEIR folder), ``strata export-beir``,
+``strata report RUN_DIR [--against OTHER]`` and ``strata compare A B``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from strata.embed.config import EmbedConfig
+from strata.engines import EngineConfig
+
 console = Console(stderr=True)
 out = Console()
 
 
 def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)
+    app.command("export-beir")(export_beir)
     app.command()(report)
     app.command()(compare)
 
@@ -92,3 +98,82 @@ def compare(
                   f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]  p={c.p_value:.4f}  n={c.num_queries}")
         out.print(("PROMOTE: " if d.promote else "REFUSED: ") + "; ".join(d.reasons))
     raise typer.Exit(0 if d.promote else 1)
+
+
+def export_beir(
+    lakehouse: Path = typer.Option(..., "--lakehouse"),
+    dataset: str = typer.Option("homedepot", "--dataset", help="labels source to export"),
+    split: str = typer.Option("dev", "--split"),
+    out: Path = typer.Option(..., "--out", help="BEIR folder to write"),
+) -> None:
+    """Write a labelled split + its full catalog as a BEIR folder (for `strata eval` or other toolkits)."""
+    from strata.engines import Engines
+    from strata.evaluate.devset import export_devset
+    from strata.tables import Lakehouse
+
+    with Engines(EngineConfig()) as eng:
+        ex = export_devset(eng.spark, Lakehouse(lakehouse), dataset, out, split)
+    print(json.dumps({"out": str(out), "queries": ex.queries, "docs": ex.docs}))
+
+
+def eval_(
+    dataset: Path = typer.Option(..., "--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"),
+    model: list[str] = typer.Option(..., "--model", help="baseline | bm25 | MODEL_DIR (repeatable)"),
+    out: Path = typer.Option(..., "--out", help="metrics JSON"),
+    split: Optional[str] = typer.Option(None, "--split", help="qrels split (default test, dev, ...)"),
+    k: int = typer.Option(100, "--k", min=100, help="retrieval depth"),
+    max_queries: Optional[int] = typer.Option(None, "--max-queries"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    max_seq_length: Optional[int] = typer.Option(
+        None, "--max-seq-length", help="token limit; default the model's own (256 for MiniLM)"
+    ),
+    ray: bool = typer.Option(True, "--ray/--no-ray", help="embed through Ray Data (default) or in-process"),
+    runs_out: Optional[Path] = typer.Option(None, "--runs-out", help="also write TREC run files here"),
+    judge: Optional[Path] = typer.Option(None, "--judge", help="distilled judge for rerank:BASE models"),
+    rerank_k: int = typer.Option(20, "--rerank-k", min=2, help="top candidates the judge re-orders"),
+    rerank_alpha: float = typer.Option(1.0, "--rerank-alpha", min=0.0,
+                                       help="fused = z(base) + alpha z(judge); 0 = judge order only"),
+) -> None:
+    """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON.
+
+    A model named rerank:BASE (BASE = baseline | bm25 | MODEL_DIR | hybrid:a+b) re-orders BASE's top
+    --rerank-k by the --judge."""
+    from strata.engines import Engines
+    from strata.evaluate.beir_eval import evaluate_beir
+    from strata.sources.beir import BeirFormatError, read_beir
+
+    try:
+        ds = read_beir(dataset, split)
+    except BeirFormatError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    from strata.evaluate.rerank import RerankConfig, rerank_base
+
+    rr = None
+    try:
+        reranked = [m for m in model if rerank_base(m)]
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    if reranked:
+        if judge is None:
+            console.print("[red]error:[/red] a rerank:BASE model needs --judge JUDGE_DIR")
+            raise typer.Exit(2)
+        rr = RerankConfig(judge=str(judge), k=rerank_k, alpha=rerank_alpha or None)
+    embed_cfg = EmbedConfig(batch_size=batch_size, max_seq_length=max_seq_length, actor_cpus=0.5)
+    lexical = ("bm25", "rerank:bm25")
+    engines = Engines(EngineConfig()) if ray and any(m not in lexical for m in model) else None
+    try:
+        result = evaluate_beir(
+            ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries,
+            runs_out=runs_out, rerank=rr,
+        )
+    finally:
+        if engines is not None:
+            engines.close()
+    # Single model: its metrics at the top level (what scripts read); always the full breakdown too.
+    if len(model) == 1:
+        result = {**result["retrievers"][model[0]], **result}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

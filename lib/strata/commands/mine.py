@@ -51,14 +51,15 @@ def run(
     run_id: Optional[str] = typer.Option(None, "--run-id"),
 ) -> None:
     """Mine every seeded catalog and overwrite training_examples; prints counts, removals and timings."""
-    from strata.cli import _config
-    from strata.config import EngineConfig
+    from strata.commands.options import load_or_exit
+    from strata.engines import EngineConfig
     from strata.engines import Engines
-    from strata.mine.job import mining_report, run_mining
+    from strata.mine.job import run_mining
+    from strata.mine.report import mining_report
     from strata.tables import Lakehouse
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    cfg = _config(profile, config, sets)
+    cfg = load_or_exit(profile, config, sets)
     mine_cfg, judge_cfg = judge_choice(cfg, judge, no_judge)
     lh = Lakehouse(lakehouse, cfg.lakehouse.format)
     rid = run_id or f"mine-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -28,15 +28,21 @@ def refresh(
     profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML overriding the profile"),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="override: refresh.gate.min_lift=0.01"),
+    plan: bool = typer.Option(False, "--plan", help="print the graph the refresh runs and exit"),
 ) -> None:
-    """ingest -> features -> mine -> train from the champion -> evaluate -> gate -> promote -> index.
-    Steps whose inputs did not change are skipped; exit 0 = done (promoted or not), 3 = locked."""
-    from strata.cli import _config
+    """The graph of `strata run`, started from the champion, then gate -> promote -> index. Steps whose
+    inputs did not change are skipped; exit 0 = done (promoted or not), 3 = locked."""
+    from strata.commands.options import load_or_exit
     from strata.ops.refresh import RefreshLocked
     from strata.ops.refresh import refresh as run_refresh
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    cfg = _config(profile, config, sets)
+    cfg = load_or_exit(profile, config, sets)
+    if plan:
+        from strata.pipeline.plan import print_plan
+
+        print_plan(cfg, "refresh")
+        return
     root = lakehouse or (Path(cfg.lakehouse.root) if cfg.lakehouse.root else out / "lakehouse")
     cfg = cfg.model_copy(update={"lakehouse": cfg.lakehouse.model_copy(update={"root": str(root)})})
     try:

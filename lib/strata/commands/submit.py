@@ -1,4 +1,4 @@
-"""``strata submit STAGE --target ray://HEAD | http://HEAD:8265 | databricks | spark-submit [-- STAGE ARGS]``.
+"""``strata submit STEP|all|refresh --target ray://HEAD | http://HEAD:8265 | databricks | spark-submit [-- STAGE ARGS]``.
 
 Wired into the CLI by ``register(app)``; the logic is in ``strata.ops.submit``.
 """
@@ -26,9 +26,10 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def submit(
-    stage: str = typer.Argument(..., help="ingest | features | judge | mine | train | evaluate | refresh | "
-                                "pipeline | export-beir"),
-    stage_args: Optional[list[str]] = typer.Argument(None, help="the stage's own options, after `--`"),
+    stage: str = typer.Argument(..., help="a step of the graph (`strata run --plan` lists them), `all` (the whole "
+                                "graph) or `refresh`"),
+    stage_args: Optional[list[str]] = typer.Argument(None, help="options of `strata run` / `strata refresh`, "
+                                                     "after `--` (e.g. -- --profile cluster --out RUN_DIR)"),
     target: str = typer.Option(..., "--target", "-t", help="ray://HEAD[:10001] | http(s)://HEAD:8265 | "
                                "databricks | spark-submit"),
     env: Optional[list[str]] = typer.Option(
@@ -47,8 +48,9 @@ def submit(
     deploy_mode: Optional[str] = typer.Option(None, "--deploy-mode", help="spark-submit: client | cluster"),
     conf: Optional[list[str]] = typer.Option(None, "--conf", help="spark-submit: KEY=VALUE (repeatable)"),
 ) -> None:
-    """Run a stage's jobs/ entry point on a cluster: Ray Jobs (prints the job id, follows the logs),
-    a Databricks bundle job, or spark-submit. Exit 0 when the job succeeded."""
+    """Run one step of the graph (`jobs/run.py --only STEP`), the whole graph or the refresh on a cluster: Ray
+    Jobs (prints the job id, follows the logs), a Databricks bundle job, or spark-submit. Exit 0 when the job
+    succeeded."""
     from strata.ops import submit as ops
 
     args = list(stage_args or [])

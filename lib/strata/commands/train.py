@@ -36,14 +36,14 @@ def train(
     """Fine-tune the two-tower retriever: graded SupCon (stage 1), then multi-class circle loss (stage 2; with
     train.stage2.distill_weight > 0 also distils the mining judge's soft grades). Re-running with the same
     --out resumes each stage from its latest checkpoint."""
-    from strata.cli import _config
-    from strata.config import EngineConfig
+    from strata.commands.options import load_or_exit
+    from strata.engines import EngineConfig
     from strata.engines import Engines
     from strata.tables import Lakehouse
     from strata.train.runner import train as run_train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    cfg = _config(profile, config, sets)
+    cfg = load_or_exit(profile, config, sets)
     lh = Lakehouse(lakehouse, cfg.lakehouse.format)
     if not lh.exists("training_examples"):
         console.print(f"[red]error:[/red] {lakehouse} has no training_examples table (run strata mine run)")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.embed.encoder import BASELINE, encode, load_encoder, resolve_model
 
 log = logging.getLogger(__name__)

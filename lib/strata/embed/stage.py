@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.tables import Lakehouse
+from strata.text import product_text
 
 
 @dataclass
@@ -29,23 +30,16 @@ class EmbedResult:
     seconds: float
 
 
-def product_text(title: str | None, description: str | None) -> str:
-    """The text a product is embedded by: title, then description (what BEIR export uses too)."""
-    return " ".join(x for x in (title or "", description or "") if x).strip()
-
-
 def catalog_texts(lakehouse: Lakehouse, catalog: str, rows: int, version: int | None = None
                   ) -> Iterator[tuple[list[str], list[str]]]:
     """(product ids, product texts) of ``catalog``, ``rows`` at a time, in table order (never the whole catalog:
     one record batch of at most ``rows`` products is read at a time)."""
     import pyarrow.compute as pc
 
-    from strata.embed.scan import scan_batches
-
     ids: list[str] = []
     texts: list[str] = []
-    for batch in scan_batches(lakehouse, "products", ["product_id", "title", "description"],
-                              filter=pc.field("source") == catalog, batch_rows=rows, version=version):
+    for batch in lakehouse.scan_batches("products", ["product_id", "title", "description"],
+                                        filter=pc.field("source") == catalog, batch_rows=rows, version=version):
         ids += batch.column("product_id").to_pylist()
         texts += [product_text(t, d) for t, d in zip(batch.column("title").to_pylist(),
                                                      batch.column("description").to_pylist())]
@@ -116,7 +110,7 @@ def embed_catalog(
     import faiss
 
     from strata.embed.index import build_index
-    from strata.evaluate.retrievers import DenseRetriever
+    from strata.embed.retriever import DenseRetriever
 
     t0 = time.perf_counter()
     if not lakehouse.exists("products"):

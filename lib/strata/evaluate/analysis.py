@@ -291,9 +291,9 @@ def lakehouse_inputs(spark, lakehouse, dataset: str) -> tuple[dict, dict]:
     has them; empty dicts otherwise (Home Depot: no search log, no categories)."""
     from pyspark.sql import functions as F
 
-    from strata.evaluate.devset import CATALOG_OF
+    from strata.catalogs import catalog_of
 
-    catalog = CATALOG_OF.get(dataset, dataset)
+    catalog = catalog_of(dataset)
     stats: dict = {}
     cats: dict = {}
     try:

@@ -8,19 +8,19 @@ files so another toolkit (trec_eval, pytrec_eval, ranx) can re-score exactly wha
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-from strata.config import EmbedConfig
+from strata.embed.config import EmbedConfig
 from strata.evaluate.fusion import hybrid_components, rrf
 from strata.evaluate.metrics import DEFAULT_METRICS, evaluate_run, write_trec_run
 from strata.evaluate.rerank import RerankConfig, judge_scorer, rerank_base, rerank_run
 from strata.evaluate.retrievers import make_retriever
 from strata.sources.beir import BeirDataset
+from strata.text import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def sample_queries(queries: dict[str, str], max_queries: int | None) -> dict[str
     can be one block of similar queries), returned in id order."""
     qids = sorted(queries)
     if max_queries is not None and len(qids) > max_queries:
-        by_hash = sorted(qids, key=lambda q: (hashlib.sha1(q.encode("utf-8")).hexdigest(), q))
+        by_hash = sorted(qids, key=lambda q: (stable_hash(q, nbytes=20), q))  # the whole sha1, unsalted
         qids = sorted(by_hash[:max_queries])
     return {q: queries[q] for q in qids}
 

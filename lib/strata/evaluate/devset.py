@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strata.catalogs import catalog_of
 from strata.sources.beir import BeirDataset, corpus_line, write_beir
 from strata.tables import Lakehouse
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
-
-# Which products namespace holds the documents a labels source refers to.
-CATALOG_OF = {"homedepot": "homedepot", "bestbuy-small": "bestbuy", "wands": "wands", "beir": "beir"}
-
 
 class DevSetError(ValueError):
     """The lakehouse lacks what the requested evaluation set needs."""
@@ -37,7 +34,7 @@ def _split_labels(spark: "SparkSession", lakehouse: Lakehouse, dataset: str, spl
     """(catalog namespace, labels of ``split`` as pandas: query_norm, product_id, grade); raises if absent."""
     from pyspark.sql import functions as F
 
-    catalog = CATALOG_OF.get(dataset, dataset)
+    catalog = catalog_of(dataset)
     for name in ("labels", "products"):
         if not lakehouse.exists(name):
             raise DevSetError(f"table {name!r} is missing from {lakehouse.root}: ingest {dataset!r} first")
@@ -128,8 +125,6 @@ def export_devset(
     (tests/evaluate/test_devset.py); ids are unique because ``products`` is keyed on (source, product_id)."""
     import pyarrow.compute as pc
 
-    from strata.embed.scan import scan_batches
-
     out = Path(out)
     catalog, lab = _split_labels(spark, lakehouse, dataset, split)
     queries, qrels = _queries_qrels(lab)
@@ -140,9 +135,9 @@ def export_devset(
     docs = 0
     seen_labelled: set[str] = set()
     with tmp.open("w", encoding="utf-8") as f:
-        for batch in scan_batches(lakehouse, "products", ["product_id", "title", "description"],
-                                  filter=pc.field("source") == catalog, batch_rows=batch_rows,
-                                  version=products_version):
+        for batch in lakehouse.scan_batches("products", ["product_id", "title", "description"],
+                                            filter=pc.field("source") == catalog, batch_rows=batch_rows,
+                                            version=products_version):
             cols = [batch.column(c).to_pylist() for c in ("product_id", "title", "description")]
             lines = []
             for pid, title, desc in zip(*cols):

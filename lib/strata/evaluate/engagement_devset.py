@@ -13,19 +13,20 @@ searches are head, the next 30 % torso, the rest tail) and zero_click_rate = 1 -
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from strata.evaluate.devset import query_id
 from strata.sources.beir import BeirDataset
+from strata.text import stable_draw
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 
 def in_dev(query_norm: str, dev_fraction: float) -> bool:
-    h = int(hashlib.sha1(("dev:" + query_norm).encode("utf-8")).hexdigest()[:8], 16)
-    return h / 0xFFFFFFFF < dev_fraction
+    """Whether the (already normalised) query is a dev query: sha1("dev:" + query), 4 bytes / 0xFFFFFFFF (its
+    own salt, separator and scale, not ``split_of``'s: the engagement dev set keeps the queries it always had)."""
+    return stable_draw(query_norm, "dev", sep=":", nbytes=4, scale=0xFFFFFFFF) < dev_fraction
 
 
 def engagement_devset(

@@ -82,7 +82,7 @@ def rerank_run(run: Mapping[str, Mapping[str, float]], queries: Mapping[str, str
 
 def judge_scorer(cfg: RerankConfig) -> Scorer:
     """The distilled judge's expected grade as a scorer (the judge is loaded once)."""
-    from strata.judge.distilled import DistilledJudge
+    from strata.judge.model import DistilledJudge
 
     judge = DistilledJudge(cfg.judge, batch_size=cfg.batch_size)
 

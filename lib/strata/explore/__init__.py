@@ -6,6 +6,6 @@ and the stage modules, so no logic lives only in a notebook.
 - ``evaluation``: a run directory's analysis as tables, per-query wins and losses.
 - ``plots``: matplotlib figures for the above, and ``save`` (PNG next to the notebook's outputs).
 
-Everything reads tables driver-side with delta-rs (``Lakehouse.read_arrow``): no Spark session is needed
+Everything reads tables driver-side with delta-rs (``Lakehouse.scan_frame``): no Spark session is needed
 to explore, locally or on Databricks (where the lakehouse is a ``/Volumes/...`` or ``/dbfs/...`` path).
 """

@@ -7,14 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from strata.catalogs import catalog_of
 from strata.judge.audit import AuditRules, audit_frame
 from strata.judge.calibrate import calibration_report
 from strata.judge.protocol import GRADE_NAMES, SCORED
 from strata.tables import Lakehouse
-
-# labels' source -> the catalog its product ids live in (as in strata.judge.distilled.load_pairs)
-_CATALOG = {"bestbuy-small": "bestbuy"}
-
 
 def judges(judgments: pd.DataFrame) -> pd.DataFrame:
     """Judge ids in the judgments table with their row counts, scored share and last run, most rows first."""
@@ -88,7 +85,7 @@ def disagreements(pairs: pd.DataFrame, products: pd.DataFrame | None = None, n: 
     d["confidence"] = probs[np.arange(len(d)), d["judge"].to_numpy()]
     if products is not None and not products.empty:
         p = products.assign(_cat=products["source"])[["_cat", "product_id", "title"]]
-        d["_cat"] = d["source"].map(lambda s: _CATALOG.get(s, s))
+        d["_cat"] = d["source"].map(catalog_of)
         d = d.merge(p.drop_duplicates(["_cat", "product_id"]), on=["_cat", "product_id"], how="left").drop(
             columns="_cat")
     else:

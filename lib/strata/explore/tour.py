@@ -131,10 +131,11 @@ def zero_click_queries(query_stats: pd.DataFrame, n: int = 20, heavy: float = ZE
 
 
 def read(lakehouse: Lakehouse, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """A table as pandas (delta-rs, no Spark), or an empty frame with the table's columns when absent."""
+    """A table as pandas (delta-rs, no Spark, streamed: ``Lakehouse.scan_frame``), or an empty frame with the
+    table's columns when absent."""
     from strata.tables import empty_frame
 
     if not lakehouse.exists(name):
         frame = empty_frame(name)
         return frame[columns] if columns else frame
-    return lakehouse.read_arrow(name, columns=columns).to_pandas()
+    return lakehouse.scan_frame(name, columns)

@@ -90,13 +90,11 @@ def _todo_chunks(spark: "SparkSession", lakehouse: Lakehouse, cfg: EnrichConfig,
     ``cfg.limit``, the first ``limit`` by product_id through Spark (at most ``limit`` rows collected)."""
     import pyarrow.compute as pc
 
-    from strata.embed.scan import scan_batches
-
     done: set[str] = set()
     if not cfg.refresh and lakehouse.exists("product_categories"):
         mine = ((pc.field("source") == cfg.source) & (pc.field("taxonomy_source") == cfg.taxonomy_source)
                 & (pc.field("model") == tag))
-        for b in scan_batches(lakehouse, "product_categories", ["product_id"], filter=mine):
+        for b in lakehouse.scan_batches("product_categories", ["product_id"], filter=mine):
             done.update(b.column("product_id").to_pylist())
     if cfg.limit:
         products = lakehouse.read(spark, "products").where(
@@ -112,7 +110,7 @@ def _todo_chunks(spark: "SparkSession", lakehouse: Lakehouse, cfg: EnrichConfig,
     want = (pc.field("source") == cfg.source) & pc.field("category_id").is_null()
     ids: list[str] = []
     titles: list[str | None] = []
-    for b in scan_batches(lakehouse, "products", ["product_id", "title"], filter=want):
+    for b in lakehouse.scan_batches("products", ["product_id", "title"], filter=want):
         for pid, title in zip(b.column("product_id").to_pylist(), b.column("title").to_pylist()):
             if pid in done:
                 continue
@@ -188,11 +186,9 @@ def uncategorised_sources(lakehouse: Lakehouse, exclude: tuple[str, ...] = ()) -
     A catalog with its own taxonomy (Best Buy), even with some products uncategorised, keeps its own."""
     import pyarrow.compute as pc
 
-    from strata.embed.scan import scan_batches
-
     seen: set[str] = set()
     categorised: set[str] = set()
-    for b in scan_batches(lakehouse, "products", ["source", "category_id"]):
+    for b in lakehouse.scan_batches("products", ["source", "category_id"]):
         src = b.column("source")
         seen.update(x for x in pc.unique(src).to_pylist() if x is not None)
         has = pc.is_valid(b.column("category_id"))

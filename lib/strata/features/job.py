@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from strata.catalogs import catalog_pairs_sql
 from strata.features.attributes import BIGRAM_ONLY, GENERIC_PREFIXES, map_sql, text_attribute_sql
 from strata.tables import Lakehouse, spec
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# search_events.source -> the products namespace its product_ids live in.
-EVENT_PRODUCT_SOURCE = {"bestbuy-small": "bestbuy"}
 HEAD_SHARE, TORSO_SHARE = 0.5, 0.8
 TOP_CATEGORIES = 3
 BRAND_MIN_TITLES = 5
@@ -77,11 +76,6 @@ def _spark_schema(name: str):
     from strata.tables import _spark_schema as conv
 
     return conv(spec(name).schema)
-
-
-def _mapping_sql() -> str:
-    rows = ", ".join(f"('{k}', '{v}')" for k, v in EVENT_PRODUCT_SOURCE.items()) or "('', '')"
-    return f"SELECT * FROM VALUES {rows} AS m(event_source, product_source)"
 
 
 def _brand_lexicon(spark: "SparkSession") -> None:
@@ -208,7 +202,7 @@ def taxonomy_neighbours(spark: "SparkSession") -> "DataFrame":
 
 
 def query_stats(spark: "SparkSession") -> "DataFrame":
-    spark.sql(_mapping_sql()).createOrReplaceTempView("event_product_source")
+    spark.sql(catalog_pairs_sql()).createOrReplaceTempView("event_product_source")  # events source -> catalog
     return spark.sql(
         f"""
         WITH q AS (
@@ -286,7 +280,7 @@ def query_product_engagement(spark: "SparkSession") -> "DataFrame":
 
 def query_attributes(spark: "SparkSession") -> "DataFrame":
     """Attribute mentions of every distinct query in the log and the labels (brands: the same catalog's)."""
-    spark.sql(_mapping_sql()).createOrReplaceTempView("event_product_source")
+    spark.sql(catalog_pairs_sql()).createOrReplaceTempView("event_product_source")  # events source -> catalog
     attrs = text_attribute_sql("q.query_norm")
     spark.sql(
         """

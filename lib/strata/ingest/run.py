@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from strata.config import SplitConfig, StrataConfig
+from strata.config_base import SplitConfig
+from strata.ingest.config import DataConfig
 from strata.engines import Engines
 from strata.ingest.runlog import log_counts
 from strata.ingest.upsert import append, dedupe_keys, upsert
@@ -128,13 +129,13 @@ def ingest_source(
     return counts
 
 
-def ingest(config: StrataConfig, engines: Engines, lakehouse: Lakehouse, run_id: str) -> IngestResult:
-    """Every ``config.data.sources`` entry, in order, with a progress bar."""
+def ingest(data: DataConfig, split: SplitConfig, engines: Engines, lakehouse: Lakehouse, run_id: str) -> IngestResult:
+    """Every ``data.sources`` entry, in order, with a progress bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     counts: list[dict] = []
-    sources = config.data.sources
-    config.data.check_sources()  # every path confined before anything is read or written
+    sources = data.sources
+    data.check_sources()  # every path confined before anything is read or written
     with Progress(
         TextColumn("ingest {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), transient=True,
@@ -145,18 +146,18 @@ def ingest(config: StrataConfig, engines: Engines, lakehouse: Lakehouse, run_id:
             if src.table is not None:  # a retailer's own table: read, checked and MERGEd in Spark
                 from strata.ingest.table_source import ingest_table
 
-                counts.append(ingest_table(engines.spark, lakehouse, config.data.source_path(src), src.table,
-                                           run_id=run_id, split=config.split, limit=src.limit))
+                counts.append(ingest_table(engines.spark, lakehouse, data.source_path(src), src.table,
+                                           run_id=run_id, split=split, limit=src.limit))
                 progress.advance(task)
                 continue
             counts += ingest_source(
                 src.name,
-                config.data.source_path(src),
+                data.source_path(src),
                 engines=engines,
                 lakehouse=lakehouse,
                 run_id=run_id,
                 limit=src.limit,
-                split=config.split,
+                split=split,
             )
             progress.advance(task)
     return IngestResult(counts=counts, versions={n: lakehouse.version(n) for n in TABLES})

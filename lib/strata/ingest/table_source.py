@@ -31,51 +31,21 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from strata.ingest.config import COLUMNS, GRADES, check_mapping  # noqa: F401  (the mapping rules live with the config)
 from strata.sources.base import MAX_RAW, MAX_TITLE, SourceSchemaError
 from strata.tables import Lakehouse, spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from strata.config import SplitConfig, TableSourceConfig
+    from strata.config_base import SplitConfig
+    from strata.ingest.config import TableSourceConfig
 
 log = logging.getLogger(__name__)
 
-# canonical column -> required?
-COLUMNS = {
-    "products": {"product_id": True, "title": True, "description": False, "brand": False, "category_id": False,
-                 "attributes": False},
-    "labels": {"query": True, "product_id": True, "label": True},
-}
-GRADES = (0, 1, 2)
 # A repeated key conflicts when these differ (as in the adapters: two raw labels of one grade agree).
 CONFLICT_COLUMNS = {"products": ["title", "description", "brand", "category_id", "attributes"],
                     "labels": ["grade"]}
-
-
-def check_mapping(cfg: "TableSourceConfig") -> None:
-    """Config-time checks: every required canonical column mapped, no unknown one, one grade rule."""
-    known = COLUMNS[cfg.target]
-    unknown = sorted(set(cfg.columns) - set(known))
-    if unknown:
-        raise ValueError(f"table source ({cfg.target}): unknown column(s) {unknown}; map some of {list(known)}")
-    missing = [c for c, req in known.items() if req and c not in cfg.columns]
-    if missing:
-        raise ValueError(f"table source ({cfg.target}): map the required column(s) {missing} in `columns` "
-                         "(canonical name: your column name)")
-    if cfg.target == "products" and (cfg.grades or cfg.grade_bins or cfg.label_range):
-        raise ValueError("table source (products): grades / grade_bins / label_range apply to labels only")
-    if cfg.grades is not None and cfg.grade_bins is not None:
-        raise ValueError("table source (labels): set grades or grade_bins, not both")
-    if cfg.grades is not None:
-        bad = {k: v for k, v in cfg.grades.items() if v not in GRADES}
-        if bad or not cfg.grades:
-            raise ValueError(f"table source (labels): grades must map raw labels to 0, 1 or 2 (got {cfg.grades})")
-    if cfg.grade_bins is not None and cfg.grade_bins[0] > cfg.grade_bins[1]:
-        raise ValueError(f"table source (labels): grade_bins (partial_at, exact_at) = {cfg.grade_bins} is not "
-                         "increasing")
-    if cfg.label_range is not None and (cfg.grade_bins is None or cfg.label_range[0] > cfg.label_range[1]):
-        raise ValueError("table source (labels): label_range needs grade_bins and lo <= hi")
 
 
 def read_source_table(spark: "SparkSession", path: Path, cfg: "TableSourceConfig") -> "DataFrame":

@@ -78,16 +78,6 @@ def _empty() -> pd.DataFrame:
     return empty_frame("judge_audit")
 
 
-def _scan_frame(lakehouse: Lakehouse, name: str, columns: list[str], filter=None) -> pd.DataFrame:  # noqa: A002
-    """``columns`` of the rows of ``name`` matching ``filter``, streamed (only matching rows are held)."""
-    from strata.embed.scan import scan_batches
-    from strata.tables import spec
-
-    batches = list(scan_batches(lakehouse, name, columns, filter=filter))
-    table = pa.Table.from_batches(batches) if batches else spec(name).schema.empty_table().select(columns)
-    return table.to_pandas()
-
-
 def run_audit(engines, lakehouse: Lakehouse, judge_id: str | None = None, rules: AuditRules = AuditRules(),
               run_id: str = "") -> dict:
     """Audit judgments (of one judge id, or all) against engagement; MERGE flagged rows into judge_audit."""
@@ -100,11 +90,10 @@ def run_audit(engines, lakehouse: Lakehouse, judge_id: str | None = None, rules:
             raise FileNotFoundError(f"table {name!r} is missing from {lakehouse.root}")
     # Only the columns audit_frame uses; judgments of the audited judge only; engagement of the judged
     # queries only (the inner join drops every other row). Both pushed down to the scan.
-    j = _scan_frame(lakehouse, "judgments", JUDGMENT_COLS,
-                    (pc.field("judge_id") == judge_id) if judge_id else None)
+    j = lakehouse.scan_frame("judgments", JUDGMENT_COLS, (pc.field("judge_id") == judge_id) if judge_id else None)
     queries = pa.array(pd.unique(j["query_norm"]), type=pa.string(), from_pandas=True)
-    eng = _scan_frame(lakehouse, "query_product_engagement", ["query_norm", "product_id", *ENGAGEMENT_COLS],
-                      pc.field("query_norm").isin(queries))
+    eng = lakehouse.scan_frame("query_product_engagement", ["query_norm", "product_id", *ENGAGEMENT_COLS],
+                               pc.field("query_norm").isin(queries))
     flagged = audit_frame(j, eng, rules, run_id)
     if len(flagged):
         upsert(engines.spark, lakehouse, "judge_audit", flagged)

@@ -1,10 +1,10 @@
 """The distilled judge's grade head: a small MLP over the cross-encoder's grade probabilities, the bi-encoder
 cosine and the lexical pair features, fitted on human labels the cross-encoder never trained on.
 
-Why a second model: within a CPU budget the fine-tuned MiniLM cross-encoder alone sits ~7 points above the
-majority grade on Home Depot; the lexical features and the off-the-shelf embedding cosine carry evidence it
-under-uses, and stacking them on held-out pairs (so the cross-encoder's probabilities are as honest as at
-scoring time) adds the rest. Saved as safetensors + JSON (standardisation, feature names): no pickle.
+Why a second model: within a CPU budget the fine-tuned MiniLM cross-encoder alone under-uses the evidence
+that the lexical features and the off-the-shelf embedding cosine carry. Stacking them on held-out pairs
+(``stack_split``: whole queries the cross-encoder never trained on, so its probabilities are as honest as at
+scoring time) recovers it. Saved as safetensors + JSON (standardisation, feature names): no pickle.
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 
 HEAD_WEIGHTS = "grade_head.safetensors"
 HEAD_META = "grade_head.json"
+MIN_HEAD_PAIRS = 50  # fewer held-out pairs than this cannot fit a grade head worth having
+
+
+def stack_split(query_norms: Sequence[str], fraction: float, salt: str = "judge-stack-v1") -> np.ndarray:
+    """True for pairs whose query falls in the grade head's share (a stable hash of the normalised query, so
+    the cross-encoder never sees a query the head is fitted on)."""
+    from strata.text import query_bucket
+
+    return np.array([query_bucket(q, salt) < fraction for q in query_norms], dtype=bool)
 
 
 def _net(n_in: int, hidden: int):

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from strata.judge.backends import JudgeConfig, judge_identity, load_judge
+from strata.judge.backends import judge_identity, load_judge
+from strata.judge.config import JudgeConfig
 from strata.judge.protocol import JudgeInput
 from strata.tables import Lakehouse
-from strata.text import normalize_query
+from strata.text import normalize_query, product_text
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def read_candidates(path_or_table: str | Path | pa.Table | pd.DataFrame) -> pd.D
         if "title" not in df.columns:
             raise ValueError("candidates need a product_text or title column")
         desc = df["description"] if "description" in df.columns else pd.Series([None] * len(df), index=df.index)
-        df["product_text"] = [" ".join(x for x in (t, d) if isinstance(x, str) and x).strip()
+        df["product_text"] = [product_text(t if isinstance(t, str) else None, d if isinstance(d, str) else None)
                               for t, d in zip(df["title"], desc)]
     for col in ("query", "product_id"):
         if col not in df.columns:
@@ -109,8 +110,6 @@ def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str)
     """
     import pyarrow.compute as pc
 
-    from strata.embed.scan import scan_batches
-
     if not lakehouse.exists("judgments"):
         return candidates
     flt = pc.field("judge_id") == judge_id
@@ -119,7 +118,7 @@ def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str)
         if vs is not None:
             flt = flt & pc.field(col).isin(vs)
     cols = ["query_norm", "product_id"]
-    batches = [b for b in scan_batches(lakehouse, "judgments", cols, filter=flt) if b.num_rows]
+    batches = [b for b in lakehouse.scan_batches("judgments", cols, filter=flt) if b.num_rows]
     if not batches:
         return candidates
     done = pa.Table.from_batches(batches).to_pandas()
@@ -380,7 +379,7 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
         judge = load_judge(cfg)
         # Hand the judge a window of batches at a time: it sorts a call's pairs by length and cuts its own
         # batches (and the grade head encodes each distinct text once per call); batch-sized calls padded every
-        # batch to its longest random text: 69 against 87 pairs/s (bench_judge.py, BENCHMARKS.md session 18).
+        # batch to its longest random text: 69 against 87 pairs/s (measured by bench/bench_judge.py).
         for part in todo.frames(judge_window(cfg)):
             res = judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
             pending.append(pd.DataFrame(res))

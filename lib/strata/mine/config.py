@@ -3,7 +3,7 @@ the margin rule, the judge guard and per-query caps."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 # Route precedence when two routes propose the same product for a query: the harder route keeps it.
 ROUTES = ("ann", "attribute_flip", "taxonomy_sibling", "cousin", "random")
@@ -51,3 +51,23 @@ class MineConfig(BaseModel):
         if self.index not in ("auto", "flat", "hnsw", "ivfpq"):
             raise ValueError(f"index must be auto, flat, hnsw or ivfpq (got {self.index!r})")
         return self
+
+
+def _overlay_fields() -> dict:
+    fields = {}
+    for name, info in MineConfig.model_fields.items():
+        fields[name] = (info.annotation | None, Field(None, description=info.description))
+    return fields
+
+
+# A second mining pass's changes to ``mine`` (``pipeline.remine``): every mining knob, all optional (unset: as
+# in ``mine``). Typed, so a misspelt knob fails at load time, naming the field. ``model`` and ``use_judge`` are
+# refused by ``StrataConfig`` with the reason: the re-mining pass always mines the Stage 1 model's neighbours,
+# every candidate judged.
+MineOverlay = create_model("MineOverlay", __config__=ConfigDict(extra="forbid"), **_overlay_fields())
+
+
+def apply_overlay(base: MineConfig, overlay: BaseModel | None, **fixed: object) -> MineConfig:
+    """``base`` with the overlay's set knobs and ``fixed`` values laid over it, validated as one MineConfig."""
+    over = overlay.model_dump(exclude_unset=True) if overlay is not None else {}
+    return MineConfig.model_validate({**base.model_dump(), **over, **fixed})

@@ -11,19 +11,6 @@ from strata.tables import Lakehouse
 from strata.text import normalize_query
 
 
-def _scan_frame(lakehouse: Lakehouse, name: str, columns: list[str] | None,
-                filter: pc.Expression) -> pd.DataFrame:  # noqa: A002
-    """The rows of ``name`` matching ``filter`` (``columns``; None = all), streamed: only matching rows are held."""
-    from strata.embed.scan import scan_batches
-    from strata.tables import spec
-
-    batches = list(scan_batches(lakehouse, name, columns, filter=filter))  # type: ignore[arg-type]
-    if batches:
-        return pa.Table.from_batches(batches).to_pandas()
-    schema = spec(name).schema
-    return (schema.select(columns) if columns else schema).empty_table().to_pandas()
-
-
 def query_examples(lakehouse: Lakehouse, query: str, catalog: str | None = None) -> pd.DataFrame:
     """Rows of ``training_examples`` for the normalised ``query`` with the product title attached.
 
@@ -34,13 +21,13 @@ def query_examples(lakehouse: Lakehouse, query: str, catalog: str | None = None)
     want = pc.field("query_norm") == qn
     if catalog:
         want = want & (pc.field("catalog") == catalog)
-    rows = _scan_frame(lakehouse, "training_examples", None, want)
+    rows = lakehouse.scan_frame("training_examples", filter=want)
     if rows.empty:
         return rows.assign(title=pd.Series(dtype=str))
     ids = pa.array(pd.unique(rows["product_id"]), type=pa.string(), from_pandas=True)
     cats = pa.array(pd.unique(rows["catalog"]), type=pa.string(), from_pandas=True)
-    prods = _scan_frame(lakehouse, "products", ["source", "product_id", "title"],
-                        pc.field("product_id").isin(ids) & pc.field("source").isin(cats))
+    prods = lakehouse.scan_frame("products", ["source", "product_id", "title"],
+                                 filter=pc.field("product_id").isin(ids) & pc.field("source").isin(cats))
     rows = rows.merge(prods, left_on=["catalog", "product_id"], right_on=["source", "product_id"], how="left",
                       suffixes=("", "_p")).drop(columns=["source_p"])
     prio = {s: i for i, s in enumerate(SOURCE_PRIORITY)}

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from strata.config import EmbedConfig, SplitConfig
+from strata.config_base import SplitConfig
+from strata.embed.config import EmbedConfig
 from strata.embed.stage import catalog_vectors
 from strata.mine.ann import CatalogSpace, ann_candidates, catalog_index
 from strata.mine.config import ROUTES, MineConfig
@@ -102,9 +103,9 @@ SEEDED_SCHEMA = pa.schema([("source", _S), ("catalog", _S), ("query", _S), ("que
 
 def _bucket(n_buckets: int) -> Any:
     """Spark column: the query's mining pass, a stable hash of (catalog, query_norm) mod ``n_buckets``."""
-    from pyspark.sql import functions as F
+    from strata.sparkfn import hash_bucket
 
-    return F.pmod(F.xxhash64("catalog", "query_norm"), F.lit(n_buckets)).cast("int")
+    return hash_bucket("catalog", "query_norm", buckets=n_buckets).cast("int")
 
 
 def _read_part(path: Path, catalog: str, bucket: int, columns: list[str] | None = None) -> pd.DataFrame:
@@ -161,43 +162,6 @@ def _cap(examples: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, int]:
     return kept, int(len(ex) - len(kept))
 
 
-class _SourceTally:
-    """Counts and scores of one (catalog or overall, source) while ``training_examples`` streams past. Only
-    the scores are kept (for the exact median): 8 bytes a row instead of the whole row."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.grades: dict[int, int] = {}
-        self.judge_grades: dict[int, int] = {}
-        self.scores: list[np.ndarray] = []
-
-    def add(self, g: pd.DataFrame) -> None:
-        self.rows += len(g)
-        for k, v in g["grade"].value_counts().items():
-            self.grades[int(k)] = self.grades.get(int(k), 0) + int(v)
-        for k, v in g["judge_grade"].dropna().astype(int).value_counts().items():
-            self.judge_grades[int(k)] = self.judge_grades.get(int(k), 0) + int(v)
-        sc = pd.to_numeric(g["score"], errors="coerce").dropna().to_numpy(np.float64)
-        if len(sc):
-            self.scores.append(sc)
-
-    def summary(self, total: int) -> dict[str, Any]:
-        sc = np.concatenate(self.scores) if self.scores else np.array([])
-        return {"rows": self.rows, "share": round(self.rows / max(total, 1), 4),
-                "grades": dict(sorted(self.grades.items())), "judge_grades": dict(sorted(self.judge_grades.items())),
-                "mean_score": round(float(sc.mean()), 4) if len(sc) else None,
-                "median_score": round(float(np.median(sc)), 4) if len(sc) else None}
-
-
-def summarize(examples: pd.DataFrame) -> dict[str, Any]:
-    """Per source: rows, share, grade distribution, judge grade distribution, similarity to the query."""
-    tallies: dict[str, _SourceTally] = {}
-    for src, g in examples.groupby("source", sort=True):
-        tallies.setdefault(src, _SourceTally()).add(g)
-    return {"rows": int(len(examples)), "queries": int(examples["query_norm"].nunique()),
-            "sources": {src: t.summary(len(examples)) for src, t in tallies.items()}}
-
-
 def run_mining(
     engines: Any,
     lakehouse: Lakehouse,
@@ -237,7 +201,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
-    from strata.evaluate.retrievers import DenseRetriever
+    from strata.embed.retriever import DenseRetriever
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -383,37 +347,3 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
                      lakehouse.version("training_examples"))
     log.info("mine: %d examples %s; removed %s; %.1fs", res.rows, by_source, removed, res.seconds)
     return res
-
-
-REPORT_COLUMNS = ["catalog", "query_norm", "source", "grade", "judge_grade", "score"]
-
-
-def mining_report(lakehouse: Lakehouse, out: str | Path | None = None) -> dict[str, Any]:
-    """``summarize`` of the current ``training_examples`` (per catalog and overall), optionally as JSON.
-
-    Streams the six columns it needs in record batches (``embed/scan.py``) and tallies as it goes: the driver
-    holds the distinct query keys and one float64 score per row (twice: per catalog and overall), never the
-    table's text columns; the result equals ``summarize`` over the whole table."""
-    from strata.embed.scan import scan_batches
-
-    tallies: dict[str | None, dict[str, _SourceTally]] = {None: {}}
-    queries: dict[str | None, set[str]] = {None: set()}
-    for batch in scan_batches(lakehouse, "training_examples", REPORT_COLUMNS):
-        df = batch.to_pandas()
-        for cat, cg in df.groupby("catalog", sort=False):
-            queries.setdefault(cat, set()).update(cg["query_norm"].dropna())
-            queries[None].update(cg["query_norm"].dropna())
-            for src, g in cg.groupby("source", sort=False):
-                for key in (cat, None):
-                    tallies.setdefault(key, {}).setdefault(src, _SourceTally()).add(g)
-
-    def part(key: str | None) -> dict[str, Any]:
-        by = tallies.get(key, {})
-        total = sum(t.rows for t in by.values())
-        return {"rows": total, "queries": len(queries.get(key, ())),
-                "sources": {src: by[src].summary(total) for src in sorted(by)}}
-
-    rep = {"overall": part(None), "catalogs": {c: part(c) for c in sorted(k for k in tallies if k is not None)}}
-    if out:
-        Path(out).write_text(json.dumps(rep, indent=2))
-    return rep

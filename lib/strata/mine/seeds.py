@@ -10,24 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strata.config import SplitConfig
-from strata.features.job import EVENT_PRODUCT_SOURCE
+from strata.catalogs import catalog_sql
+from strata.config_base import SplitConfig
 from strata.tables import Lakehouse
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 SEED_COLUMNS = ("source", "catalog", "query", "query_norm", "product_id", "grade", "origin")
-
-
-def catalog_of(source: str) -> str:
-    """The products namespace a label/event source's product ids live in."""
-    return EVENT_PRODUCT_SOURCE.get(source, source)
-
-
-def _catalog_case(col: str) -> str:
-    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in EVENT_PRODUCT_SOURCE.items())
-    return f"CASE {col} {whens} ELSE {col} END" if whens else col
 
 
 def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfig,
@@ -39,7 +29,7 @@ def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfi
     if lakehouse.exists("labels"):
         lakehouse.read(spark, "labels").createOrReplaceTempView("mine_labels")
         parts.append(spark.sql(f"""
-            SELECT source, {_catalog_case('source')} AS catalog, query, query_norm, product_id, grade,
+            SELECT source, {catalog_sql('source')} AS catalog, query, query_norm, product_id, grade,
                    'human' AS origin
             FROM mine_labels WHERE split = 'train' AND query_norm IS NOT NULL AND query_norm <> ''"""))
     if lakehouse.exists("query_product_engagement"):
@@ -52,7 +42,7 @@ def seed_examples(spark: "SparkSession", lakehouse: Lakehouse, split: SplitConfi
          .where(split_udf(split.dev_fraction, split.salt)("query_norm") == "train")
          .createOrReplaceTempView("mine_train_queries"))
         parts.append(spark.sql(f"""
-            SELECT e.source, {_catalog_case('e.source')} AS catalog, e.query_norm AS query, e.query_norm,
+            SELECT e.source, {catalog_sql('e.source')} AS catalog, e.query_norm AS query, e.query_norm,
                    e.product_id, CAST(CASE WHEN e.clicks >= {int(exact_clicks)} THEN 2 ELSE 1 END AS INT) AS grade,
                    'engagement' AS origin
             FROM mine_engagement e JOIN mine_train_queries t ON e.query_norm = t.query_norm

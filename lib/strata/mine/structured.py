@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strata.mine.config import MineConfig
+from strata.sparkfn import hash_bucket_sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -30,6 +31,10 @@ def structured_candidates(spark: "SparkSession", cfg: MineConfig, n_products: in
     # queries x (products / buckets) instead of queries x products.
     per_bucket = max(1, 20 * max(cfg.n_random, 1))
     buckets = max(1, n_products // per_bucket)
+
+    def bucket_of(expr: str) -> str:  # pmod(hash('<seed>', 'bucket', expr), buckets): Murmur3, string seed
+        return hash_bucket_sql("'bucket'", expr, buckets=buckets, seed=f"'{seed}'", fn="hash")
+
     return spark.sql(f"""
     WITH q AS (
       SELECT DISTINCT source, catalog, query, query_norm FROM mine_seeds WHERE grade >= 1
@@ -66,8 +71,8 @@ def structured_candidates(spark: "SparkSession", cfg: MineConfig, n_products: in
       SELECT q.source, q.catalog, q.query, q.query_norm, p.product_id, 'random' AS route
       FROM q
       JOIN (SELECT source AS catalog, product_id,
-                   pmod(hash('{seed}', 'bucket', product_id), {buckets}) AS b FROM in_products) p
-        ON p.catalog = q.catalog AND p.b = pmod(hash('{seed}', 'bucket', q.query_norm), {buckets})
+                   {bucket_of('product_id')} AS b FROM in_products) p
+        ON p.catalog = q.catalog AND p.b = {bucket_of('q.query_norm')}
       LEFT JOIN pcat pc ON pc.catalog = p.catalog AND pc.product_id = p.product_id
       LEFT JOIN (SELECT DISTINCT catalog, query_norm, category_id FROM qcat) own
         ON own.catalog = q.catalog AND own.query_norm = q.query_norm AND own.category_id = pc.category_id

@@ -1,6 +1,8 @@
-"""``strata submit``: run one stage (or the whole refresh) on a cluster instead of this machine.
+"""``strata submit``: run one step of the stage graph, the whole graph, or the refresh on a cluster.
 
-Three targets, each running the same ``jobs/<stage>.py`` entry point that ``strata <command>`` runs locally:
+What runs is always ``jobs/run.py`` (``strata run``; ``--only STEP`` for one step) or ``jobs/refresh.py``
+(``strata refresh``), the same commands a user runs locally; the steps are the graph's
+(``strata.pipeline.graph``). Three targets:
 
 - ``ray://HEAD[:10001]`` or ``http(s)://HEAD:8265``: Ray Jobs. The repo is shipped as the job's
   ``working_dir`` (or a built wheel as a ``py_modules`` entry), the ``pip`` list is the package's own
@@ -38,21 +40,9 @@ from strata.secret_policy import is_secret_name, url_credential
 
 REPO = Path(__file__).resolve().parents[3]
 
-# stage -> (CLI words, entry point). One table for `strata submit`, the infra files and their tests.
-STAGES: dict[str, tuple[tuple[str, ...], str]] = {
-    "ingest": (("ingest",), "jobs/ingest.py"),
-    "features": (("features",), "jobs/features.py"),
-    "judge": (("judge", "score"), "jobs/judge.py"),
-    "mine": (("mine", "run"), "jobs/mine.py"),
-    "train": (("train",), "jobs/train.py"),
-    "evaluate": (("eval",), "jobs/evaluate.py"),
-    "refresh": (("refresh",), "jobs/refresh.py"),
-    "pipeline": (("run",), "jobs/pipeline.py"),
-    "export-beir": (("export-beir",), "jobs/export_beir.py"),
-}
-# The staged nightly DAG, in order (what infra/databricks, infra/airflow chain); `refresh` is the same
-# work in one process, plus the promotion gate and the index.
-NIGHTLY = ("ingest", "features", "judge", "mine", "train", "evaluate")
+# What `strata submit` takes besides a step of the graph: the whole graph, and the nightly refresh.
+WHOLE_GRAPH, REFRESH = "all", "refresh"
+JOBS = {"run": "jobs/run.py", "refresh": "jobs/refresh.py"}
 
 # Never shipped to the job server: environments, outputs, caches, VCS.
 WORKING_DIR_EXCLUDES = [
@@ -102,23 +92,34 @@ def parse_target(text: str, dashboard_port: int = 8265) -> Target:
 
 
 def stage_command(stage: str) -> tuple[str, ...]:
-    """The `strata` words a stage runs (``judge`` -> ``("judge", "score")``)."""
-    try:
-        return STAGES[stage][0]
-    except KeyError:
-        raise SubmitError(f"unknown stage {stage!r} (have {', '.join(STAGES)})") from None
+    """The `strata` words a submitted stage runs: a graph step is ``run --only STEP``, ``all`` is ``run``,
+    ``refresh`` is ``refresh``."""
+    from strata.pipeline.graph import STEPS
+
+    if stage == REFRESH:
+        return ("refresh",)
+    if stage == WHOLE_GRAPH:
+        return ("run",)
+    if stage in STEPS:
+        return ("run", "--only", stage)
+    raise SubmitError(f"unknown stage {stage!r} (a step of the graph: {', '.join(STEPS)}; or {WHOLE_GRAPH}, "
+                      f"{REFRESH})")
 
 
 def job_file(stage: str) -> str:
-    """The entry point of a stage, relative to the repo root (``jobs/<stage>.py``)."""
-    stage_command(stage)
-    return STAGES[stage][1]
+    """The entry point of a stage, relative to the repo root (``jobs/run.py`` or ``jobs/refresh.py``)."""
+    return JOBS[stage_command(stage)[0]]
+
+
+def job_args(stage: str, args: Sequence[str] = ()) -> list[str]:
+    """The entry point's argv for ``stage``: the step selection, then the user's own options."""
+    return [*stage_command(stage)[1:], *args]
 
 
 def entrypoint(stage: str, args: Sequence[str] = (), python: str = "python") -> str:
-    """The shell command a Ray job runs, from the working_dir root: ``python jobs/<stage>.py ARGS``."""
+    """The shell command a Ray job runs, from the working_dir root: ``python jobs/run.py --only STEP ARGS``."""
     refuse_secret_values(args, "stage argument")
-    return shlex.join([python, job_file(stage), *args])
+    return shlex.join([python, job_file(stage), *job_args(stage, args)])
 
 
 def requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
@@ -280,17 +281,19 @@ REFRESH_JOB = "strata_refresh"
 
 def databricks_command(stage: str, bundle_target: str = "dev", params: Mapping[str, str] | None = None,
                        cli: str = "databricks") -> list[str]:
-    """``databricks bundle run``: ``refresh`` is its own one-task job; any nightly stage runs that task of the
-    nightly job alone (``--only``). Job parameters (``--params k=v,...``) override the bundle defaults."""
+    """``databricks bundle run``: ``refresh`` is its own one-task job; ``all`` is the nightly job (one task per
+    step of the graph, rendered by ``strata infra render``); a step runs that task of the nightly job alone
+    (``--only``). Job parameters (``--params k=v,...``) override the bundle defaults."""
+    from strata.pipeline.graph import STEPS
+
     stage_command(stage)
     refuse_secret_values([f"{k}={v}" for k, v in (params or {}).items()], "--param")
-    if stage == "refresh":
+    if stage == REFRESH:
         cmd = [cli, "bundle", "run", "-t", bundle_target, REFRESH_JOB]
-    elif stage in NIGHTLY:
-        cmd = [cli, "bundle", "run", "-t", bundle_target, "--only", stage, NIGHTLY_JOB]
+    elif stage == WHOLE_GRAPH:
+        cmd = [cli, "bundle", "run", "-t", bundle_target, NIGHTLY_JOB]
     else:
-        raise SubmitError(f"stage {stage!r} is not a task of the Databricks bundle (have "
-                          f"{', '.join((*NIGHTLY, 'refresh'))})")
+        cmd = [cli, "bundle", "run", "-t", bundle_target, "--only", STEPS[stage].task_key, NIGHTLY_JOB]
     if params:
         cmd[5:5] = ["--params", ",".join(f"{k}={v}" for k, v in params.items())]
     return cmd
@@ -351,7 +354,7 @@ def spark_submit_command(stage: str, args: Sequence[str] = (), *, repo: Path = R
             raise SubmitError(f"--conf {c!r}: expected KEY=VALUE")
         cmd += ["--conf", c]
     files = [*py_files, str(repo / "jobs" / "_entry.py")]
-    cmd += ["--py-files", ",".join(files), str(repo / job_file(stage)), *args]
+    cmd += ["--py-files", ",".join(files), str(repo / job_file(stage)), *job_args(stage, args)]
     return cmd
 
 

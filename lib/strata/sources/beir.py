@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strata.text import product_text
+
 
 class BeirFormatError(ValueError):
     """The folder is not a readable BEIR dataset; the message says which file and line."""
@@ -28,7 +30,7 @@ class BeirDataset:
 
     def doc_text(self, doc_id: str) -> str:
         d = self.corpus[doc_id]
-        return " ".join(x for x in (d.get("title", ""), d.get("text", "")) if x).strip()
+        return product_text(d.get("title", ""), d.get("text", ""))
 
     def judged_queries(self) -> dict[str, str]:
         """Queries with at least one judgment (any grade): the ones metrics average over, as ranx does."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from strata.config import SplitConfig
+from strata.config_base import SplitConfig
 from strata.sources.base import Collector, SourceData, SourceSchemaError, take
 from strata.sources.beir import BeirFormatError, read_beir
 from strata.text import clean_text, normalize_query

@@ -20,19 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from strata.config import SplitConfig
-from strata.sources.base import (
-    Collector,
-    SourceData,
-    SourceSchemaError,
-    nonempty,
-    read_bytes,
-    read_delimited,
-    require_dir,
-    strip_html,
-    take,
-    title_problem,
-)
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, SourceSchemaError, nonempty, strip_html, take, title_problem
+from strata.sources.files import read_bytes, read_delimited, require_dir
 
 SOURCE = "bestbuy"
 ADAPTER = "bestbuy-catalog"

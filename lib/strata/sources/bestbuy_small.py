@@ -22,20 +22,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from strata.config import SplitConfig
-from strata.sources.base import (
-    Collector,
-    SourceData,
-    SourceSchemaError,
-    find_optional,
-    read_bytes,
-    read_delimited,
-    require_dir,
-    stable_id,
-    take,
-    timestamp_problem,
-)
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, SourceSchemaError, stable_id, take, timestamp_problem
 from strata.sources.bestbuy_catalog import product_problem, product_row, taxonomy_row
+from strata.sources.files import find_optional, read_bytes, read_delimited, require_dir
 from strata.text import normalize_query
 
 ADAPTER = "bestbuy-small"

@@ -14,8 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from strata.config import SplitConfig
-from strata.sources.base import Collector, SourceData, SourceSchemaError, read_bytes, stable_id, take
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, SourceSchemaError, stable_id, take
+from strata.sources.files import read_bytes
 from strata.text import normalize_query, split_of
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from strata.config import SplitConfig
-from strata.sources.base import Collector, SourceData, decode_lines, find_file, read_bytes, take
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, take
+from strata.sources.files import decode_lines, find_file, read_bytes
 
 SOURCE = "google"  # the rows' namespace
 ADAPTER = "google-taxonomy"

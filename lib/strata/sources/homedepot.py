@@ -10,16 +10,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from strata.config import SplitConfig
-from strata.sources.base import (
-    Collector,
-    SourceData,
-    find_file,
-    read_bytes,
-    read_delimited,
-    take,
-    title_problem,
-)
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, take, title_problem
+from strata.sources.files import find_file, read_bytes, read_delimited
 from strata.text import clean_text, normalize_query, split_of
 
 SOURCE = "homedepot"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from strata.config import SplitConfig
+from strata.config_base import SplitConfig
 from strata.sources.base import SourceData
 from strata.sources.beir_adapter import load_beir
 from strata.sources.bestbuy_catalog import load_bestbuy_catalog

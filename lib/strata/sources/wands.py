@@ -12,18 +12,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from strata.config import SplitConfig
-from strata.sources.base import (
-    Collector,
-    SourceData,
-    find_file,
-    find_optional,
-    nonempty,
-    read_bytes,
-    read_delimited,
-    take,
-    title_problem,
-)
+from strata.config_base import SplitConfig
+from strata.sources.base import Collector, SourceData, nonempty, take, title_problem
+from strata.sources.files import find_file, find_optional, read_bytes, read_delimited
 from strata.text import clean_text, normalize_query, split_of
 
 log = logging.getLogger(__name__)

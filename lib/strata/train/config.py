@@ -18,11 +18,9 @@ class StageConfig(BaseModel):
 
 
 class Stage1Config(StageConfig):
-    lr: float = Field(5e-5, gt=0, description="the rate of every measured Stage 1 (1e-4 and 2e-4 scored lower, "
-                      "BENCHMARKS.md session 7); in one epoch of the local profile it scored +0.0021 nDCG@10 over "
-                      "2e-5 (p 0.10), a second epoch +0.0093 more (session 22)")
-    temperature: float = Field(0.05, gt=0, description="softmax temperature of the graded loss (0.05 = MNRL's scale "
-                               "20; on Home Depot 0.025 and 0.1 both scored lower, BENCHMARKS.md session 12)")
+    lr: float = Field(5e-5, gt=0, description="peak learning rate of Stage 1 (> 0)")
+    temperature: float = Field(0.05, gt=0, description="softmax temperature of the graded loss (> 0; 0.05 = MNRL's "
+                               "scale 20; lower sharpens the contrast between positives and negatives)")
     positives: int = Field(1, ge=1, description="top-grade rows per query per step (several exact matches of a "
                            "query are all positives of the graded loss; 1 = one drawn per step)")
     negatives: int = Field(3, ge=0, description="lower-graded / mined rows per query besides its positives")
@@ -44,28 +42,21 @@ class Stage2Config(StageConfig):
     rows_per_query: int = Field(8, ge=2)
     judged_rows: int | None = Field(None, ge=0, description="of rows_per_query, slots kept for judge-scored rows "
                                     "(as far as a query has them), the rest for its human-labelled rows; None = "
-                                    "one row per grade, then uniform (judge rows then take 5-6 of 8 on Home Depot). "
-                                    "bench_distill.py's --judged")
-    circle_weight: float = Field(0.25, ge=0, description="weight of the multi-class circle loss (1 with "
-                                 "supcon_weight=0 = the paper's loss alone); on Home Depot nDCG@10 falls as it grows")
+                                    "one row per grade, then uniform")
+    circle_weight: float = Field(0.25, ge=0, description="weight of the multi-class circle loss (>= 0; 1 with "
+                                 "supcon_weight=0 = the paper's loss alone)")
     supcon_weight: float = Field(1.0, ge=0, description="add this weight x the Stage 1 loss (its temperature "
                                  "and partials) to the circle loss; 0 = circle loss alone (the paper's)")
     distill_weight: float = Field(0.0, ge=0, description="add this weight x listwise distillation of the mining "
-                                  "judge's expected grades (the groups' teachers; ListwiseDistillLoss). +0.004 "
-                                  "nDCG@10 in bench_distill.py; through this stage with judged_rows=4 and "
-                                  "distill_temperature 0.25, 0.3695 vs MNRL's 0.3587 (BENCHMARKS.md, Training, "
-                                  "sessions 16-20). 0 = off")
-    distill_temperature: float = Field(0.25, gt=0, description="teacher temperature of the distillation (the "
-                                       "student's is stage1.temperature). On Home Depot 0.25 scored 0.3695 "
-                                       "nDCG@10 (0.3699 with seed 14), 0.5 0.3669, 0.125 0.3675 (BENCHMARKS.md, "
-                                       "Training, session 20)")
+                                  "judge's expected grades (the groups' teachers; ListwiseDistillLoss); >= 0, 0 = off")
+    distill_temperature: float = Field(0.25, gt=0, description="teacher temperature of the distillation (> 0; "
+                                       "the student's is stage1.temperature; lower makes the teacher's ranking "
+                                       "sharper)")
     distill_negative_score: float = Field(0.0, description="teacher score of the other queries' in-batch "
                                           "products (the grade scale: 0 = irrelevant; lower = the teacher puts "
                                           "less mass on them, apart from its temperature)")
     label_judged: bool = Field(True, description="judge-scored rows count as labels (their argmax grade) in the "
-                               "circle and Stage 1 terms; False = they reach only the distillation term, as in "
-                               "bench_distill.py (as labels, the judge's hard grades cost 2.7% nDCG@10: "
-                               "BENCHMARKS.md, Training)")
+                               "circle and Stage 1 terms; False = they reach only the distillation term")
 
     @property
     def uses_teachers(self) -> bool:
@@ -103,3 +94,47 @@ class TrainConfig(BaseModel):
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI (None = file store under the run dir)")
     experiment: str = "strata-train"
     seed: int = 13
+
+
+class LoopConfig(BaseModel):
+    """What one Ray Train worker gets: the typed ``train`` section and the stage's run-time facts (set by the
+    runner). It crosses into the workers as it is (pydantic models pickle), so the loop reads every knob from
+    the one typed default above, never from a dict with defaults of its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: TrainConfig
+    stage: Literal[1, 2]
+    init_model: str
+    total_steps: int = Field(..., ge=1)
+    shuffle_buffer: int = Field(..., ge=1)
+    mlflow_uri: str
+    with_teacher: bool = False
+    probe_texts: tuple[str, ...] = ()
+    resume_checkpoint: str | None = None
+    crash_at_step: int | None = Field(None, description="fault injection for the resume tests")
+
+    @property
+    def scfg(self) -> Stage1Config | Stage2Config:
+        return self.train.stage1 if self.stage == 1 else self.train.stage2
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed + self.stage
+
+    @property
+    def run_name(self) -> str:
+        return f"stage{self.stage}"
+
+    def params(self) -> dict[str, object]:
+        """The flat view MLflow logs as the stage run's parameters (scalars only)."""
+        t = self.train
+        flat = {**self.scfg.model_dump(), "stage": self.stage, "supcon_temperature": t.stage1.temperature,
+                "supcon_partials": t.stage1.partials, "init_model": self.init_model,
+                "max_seq_length": t.max_seq_length, "total_steps": self.total_steps,
+                "checkpoint_every": t.checkpoint_every, "log_every": t.log_every, "seed": self.seed,
+                "threads": t.threads, "cpus_per_worker": t.cpus_per_worker, "shuffle_buffer": self.shuffle_buffer,
+                "mlflow_uri": self.mlflow_uri, "experiment": t.experiment, "run_name": self.run_name,
+                "with_teacher": self.with_teacher, "resume_checkpoint": self.resume_checkpoint,
+                "crash_at_step": self.crash_at_step}
+        return {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool)) or v is None}

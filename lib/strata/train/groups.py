@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from strata.sparkfn import product_text_udf
+from strata.sparkfn import hash_bucket, product_text_udf, stable_hash_col
 from strata.tables import Lakehouse
 from strata.train.augment import misspell, write_synthetic_queries
 
@@ -44,7 +44,9 @@ GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "s
 COLUMNS = (*GROUP_COLUMNS, "kind", "best", "n_grades", "order")
 STAGE_FILTER = {1: ("best", 1), 2: ("n_grades", 2)}  # stage -> (column, minimum)
 MANIFEST = "_strata_groups.json"
-LAYOUT = 3  # bump when the columns change: a manifest of another layout is rebuilt, not reused
+# bump when the columns (or their values for the same inputs) change: a manifest of another layout is rebuilt,
+# not reused. 4: teachers reach judged rows whose judgments.source is a labels source (bestbuy-small -> bestbuy)
+LAYOUT = 4
 _BUCKETS = 1_000_000  # resolution of the hash-based spelling-copy draw
 
 
@@ -113,15 +115,20 @@ def _with_teacher(spark: Any, lakehouse: Lakehouse, ex: Any) -> Any:
     """``ex`` plus ``teacher``: the mining judge's expected grade p1 + 2 p2 for the rows it scored (joined on
     catalog and the judgments key, so a row is matched only with the judge named in its ``judge_id``; the key
     is unique, so no row is duplicated), else the grade; and
-    ``judged``: whether it is the judge's."""
+    ``judged``: whether it is the judge's.
+
+    ``judgments.source`` is the judged pair's labels/search-log source (``bestbuy-small``), not its catalog
+    (``bestbuy``): it is mapped with ``catalog_col`` before the join."""
     from pyspark.sql import functions as F
+
+    from strata.catalogs import catalog_col
 
     grade = F.col("grade").cast("double")
     if not lakehouse.exists("judgments"):
         return ex.withColumn("teacher", grade).withColumn("judged", F.lit(False)).drop("judge_id")
     j = (lakehouse.read(spark, "judgments").where(F.col("status").isin("ok", "truncated"))
          .where(F.col("p1").isNotNull() & F.col("p2").isNotNull())
-         .select(F.col("source").alias("catalog"), "query_norm", "product_id", "judge_id",
+         .select(catalog_col("source").alias("catalog"), "query_norm", "product_id", "judge_id",
                  (F.col("p1") + 2 * F.col("p2")).alias("expected")))
     return (ex.join(j, ["catalog", "query_norm", "product_id", "judge_id"], "left")
             .withColumn("teacher", F.coalesce(F.col("expected"), grade))
@@ -135,7 +142,7 @@ def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
 
     if not cfg.synthetic_queries:
         return None
-    picked = (used.withColumn("h", F.xxhash64(F.lit(cfg.seed), "catalog", "product_id")).orderBy("h", "catalog",
+    picked = (used.withColumn("h", stable_hash_col("catalog", "product_id", seed=cfg.seed)).orderBy("h", "catalog",
               "product_id").limit(cfg.synthetic_queries).select("catalog", "title", "brand", "text", "pid").collect())
     rng = random.Random(cfg.seed)
     queries = write_synthetic_queries([r["title"] or "" for r in picked], [r["brand"] for r in picked], rng,
@@ -180,13 +187,13 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
     # Only products some query uses: the text UDF never runs over the rest of the catalogue.
     used = (prods.join(ex.select("catalog", "product_id").distinct(), ["catalog", "product_id"], "left_semi")
             .withColumn("text", product_text_udf()("title", "description"))
-            .withColumn("pid", F.xxhash64("catalog", "product_id")))
+            .withColumn("pid", stable_hash_col("catalog", "product_id")))
     rows = ex.join(used.select("catalog", "product_id", "text", "pid"), ["catalog", "product_id"], "inner")
     real = _group(rows)
     variants = [F.struct(F.col("query").alias("q"), F.col("query_norm").alias("qn"), F.lit("real").alias("k"))]
     if cfg.spelling_rate > 0:
         # The misspelled copy is a second variant of the same grouped row (one grouping pass, not two).
-        draw = F.pmod(F.xxhash64(F.lit(cfg.seed), "catalog", "query_norm"), F.lit(_BUCKETS))
+        draw = hash_bucket("catalog", "query_norm", buckets=_BUCKETS, seed=cfg.seed)
         typo = F.when(~F.col("synthetic") & (draw < int(round(cfg.spelling_rate * _BUCKETS))),
                       _misspelled(cfg.seed)("query", "catalog", "query_norm"))
         variants.append(F.struct(typo.alias("q"), F.lower(typo).alias("qn"), F.lit("misspelled").alias("k")))
@@ -205,7 +212,7 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
         allg = allg.unionByName(p)
     allg = (allg.withColumn("best", F.array_max("grades"))
             .withColumn("n_grades", F.size(F.array_distinct("grades")))
-            .withColumn("order", F.xxhash64(F.lit(cfg.seed), "catalog", "query_norm", "kind")).select(*COLUMNS))
+            .withColumn("order", stable_hash_col("catalog", "query_norm", "kind", seed=cfg.seed)).select(*COLUMNS))
     allg.write.mode("overwrite").parquet(str(out))
     empty = ValueError(f"{lakehouse.root}: training_examples has no rows for {catalogs or 'any catalog'} "
                        "joined to a product (run strata mine run)")

@@ -17,37 +17,51 @@ import time
 from pathlib import Path
 from typing import Any
 
+from strata.train.config import LoopConfig
+
 STATE_FILE = "trainer_state.pt"
 PROBE_FILE = "probe_embeddings.npy"
 
 
-def _loss(cfg: dict[str, Any]):
+def _loss(cfg: LoopConfig):
     from strata.train.losses import GradedSupConLoss, MultiClassCircleLoss, WeightedLossSum
 
-    if cfg["stage"] == 1:
-        return GradedSupConLoss(cfg["temperature"], cfg.get("partials", "negative"), cfg.get("symmetric", 0.0))
-    circle = MultiClassCircleLoss(tuple(cfg["optima"]), tuple(cfg["margins"]), cfg["gamma"],
-                                  cfg["in_batch_negatives"])
-    cw = float(cfg.get("circle_weight", 1.0))
-    if not cw and not cfg.get("supcon_weight"):
+    s1, s2 = cfg.train.stage1, cfg.train.stage2
+    if cfg.stage == 1:
+        return GradedSupConLoss(s1.temperature, s1.partials, s1.symmetric)
+    circle = MultiClassCircleLoss(tuple(s2.optima), tuple(s2.margins), s2.gamma, s2.in_batch_negatives)
+    cw = float(s2.circle_weight)
+    if not cw and not s2.supcon_weight:
         return None  # distillation alone (``_distill``)
-    if not cfg.get("supcon_weight"):
+    if not s2.supcon_weight:
         return circle if cw == 1.0 else WeightedLossSum((cw, circle))
-    supcon = GradedSupConLoss(cfg["supcon_temperature"], cfg.get("supcon_partials", "graded"))
-    return WeightedLossSum((cw, circle), (cfg["supcon_weight"], supcon))
+    supcon = GradedSupConLoss(s1.temperature, s1.partials)
+    return WeightedLossSum((cw, circle), (s2.supcon_weight, supcon))
 
 
-def _distill(cfg: dict[str, Any]):
+def _distill(cfg: LoopConfig):
     """Stage 2's judge distillation term as (weight, loss), or None when off: KL between the teacher's
     softmax(teacher / distill_temperature) and the student's softmax(cosine / Stage 1 temperature) over each
     query's rows and the in-batch products (``ListwiseDistillLoss``)."""
     from strata.train.losses import ListwiseDistillLoss
 
-    w = float(cfg.get("distill_weight") or 0.0)
-    if cfg["stage"] != 2 or w <= 0:
+    s2 = cfg.train.stage2
+    w = float(s2.distill_weight or 0.0)
+    if cfg.stage != 2 or w <= 0:
         return None
-    return w, ListwiseDistillLoss(cfg["supcon_temperature"], cfg.get("distill_temperature", 0.25),
-                                  cfg.get("in_batch_negatives", True), cfg.get("distill_negative_score", 0.0))
+    return w, ListwiseDistillLoss(cfg.train.stage1.temperature, s2.distill_temperature, s2.in_batch_negatives,
+                                  s2.distill_negative_score)
+
+
+def _draw(cfg: LoopConfig) -> dict[str, Any]:
+    """``sample_batch``'s knobs for the stage: Stage 1 draws positives and negatives per query, Stage 2 a fixed
+    number of rows per query (``judged_rows`` of them the judge's)."""
+    if cfg.stage == 1:
+        s1 = cfg.train.stage1
+        return {"negatives": s1.negatives, "partials": s1.partials, "hard_temperature": s1.hard_temperature,
+                "positives": s1.positives}
+    s2 = cfg.train.stage2
+    return {"rows_per_query": s2.rows_per_query, "judged_rows": s2.judged_rows}
 
 
 def _embed(model: Any, texts: list[str], device: Any):
@@ -60,58 +74,58 @@ def _embed(model: Any, texts: list[str], device: Any):
     return torch.nn.functional.normalize(out, dim=-1)
 
 
-def _mlflow(cfg: dict[str, Any], run_id: str | None):
+def _mlflow(cfg: LoopConfig, run_id: str | None):
     """Start or continue the stage's MLflow run on rank 0 (None if mlflow is unavailable)."""
     try:
         import mlflow
     except ImportError:  # pragma: no cover - mlflow is a dependency; tolerate a trimmed install
         return None
-    if str(cfg["mlflow_uri"]).startswith("file:"):
+    if cfg.mlflow_uri.startswith("file:"):
         # The default local store is MLflow's file store; MLflow 3 asks for an explicit opt-in to keep it.
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    mlflow.set_tracking_uri(cfg["mlflow_uri"])
-    mlflow.set_experiment(cfg["experiment"])
-    run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=cfg["run_name"])
+    mlflow.set_tracking_uri(cfg.mlflow_uri)
+    mlflow.set_experiment(cfg.train.experiment)
+    run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=cfg.run_name)
     if not run_id:
-        mlflow.log_params({k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool)) or v is None})
+        mlflow.log_params(cfg.params())
     return mlflow
 
 
-def train_loop_per_worker(cfg: dict[str, Any]) -> None:
+def train_loop_per_worker(cfg: LoopConfig) -> None:
     import ray.train
     import torch
     from ray.train import Checkpoint
     from sentence_transformers import SentenceTransformer
 
     from strata.train.data import sample_batch
+    from strata.schedule import warmup_schedule
 
-    threads = cfg.get("threads") or max(1, int(cfg.get("cpus_per_worker", 1)))
+    threads = cfg.train.threads or max(1, int(cfg.train.cpus_per_worker))
     torch.set_num_threads(threads)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
 
     # A restarted worker group gets Ray's latest checkpoint; a restarted run gets the one the runner found.
     ckpt = ray.train.get_checkpoint()
-    if ckpt is None and cfg.get("resume_checkpoint"):
-        ckpt = Checkpoint.from_directory(cfg["resume_checkpoint"])
+    if ckpt is None and cfg.resume_checkpoint:
+        ckpt = Checkpoint.from_directory(cfg.resume_checkpoint)
     state: dict[str, Any] = {}
     if ckpt is not None:
         with ckpt.as_directory() as d:
             model = SentenceTransformer(d, device="cpu", local_files_only=True)
             state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     else:
-        model = SentenceTransformer(cfg["init_model"], device="cpu", local_files_only=True)
-    model.max_seq_length = cfg["max_seq_length"]
+        model = SentenceTransformer(cfg.init_model, device="cpu", local_files_only=True)
+    model.max_seq_length = cfg.train.max_seq_length
     model = ray.train.torch.prepare_model(model)
     loss_fn, distill = _loss(cfg), _distill(cfg)
-    unlabel_judged = cfg["stage"] == 2 and not cfg.get("label_judged", True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.01)
-    total = int(cfg["total_steps"])
-    warm = max(1, int(cfg["warmup_ratio"] * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    scfg = cfg.scfg
+    unlabel_judged = cfg.stage == 2 and not cfg.train.stage2.label_judged
+    opt = torch.optim.AdamW(model.parameters(), lr=scfg.lr, weight_decay=0.01)
+    total = cfg.total_steps
+    sched = warmup_schedule(opt, total, scfg.warmup_ratio)
     step, epoch = 0, 0
     if state:
         opt.load_state_dict(state["optimizer"])
@@ -127,13 +141,13 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             if rank == 0:
                 core = model.module if hasattr(model, "module") else model
                 core.save(d, safe_serialization=True)
-                if final and cfg.get("probe_texts"):
+                if final and cfg.probe_texts:
                     # The in-memory model's embeddings of a few fixed texts: the reload check compares them.
                     import numpy as np
 
                     model.eval()
                     with torch.no_grad():
-                        np.save(Path(d) / PROBE_FILE, _embed(model, list(cfg["probe_texts"]), device).cpu().numpy())
+                        np.save(Path(d) / PROBE_FILE, _embed(model, list(cfg.probe_texts), device).cpu().numpy())
                 torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
                             "epoch": epoch, "mlflow_run_id": mlflow_run_id}, Path(d) / STATE_FILE)
                 ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
@@ -146,18 +160,15 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     model.train()
     while step < total:
         rng_epoch = epoch
-        it = shard.iter_batches(batch_size=cfg["queries_per_batch"], batch_format="numpy",
-                                local_shuffle_buffer_size=cfg["shuffle_buffer"],
-                                local_shuffle_seed=cfg["seed"] + rng_epoch)
+        it = shard.iter_batches(batch_size=scfg.queries_per_batch, batch_format="numpy",
+                                local_shuffle_buffer_size=cfg.shuffle_buffer,
+                                local_shuffle_seed=cfg.seed + rng_epoch)
         for batch in it:
             if step >= total:
                 break
-            rng = random.Random(f"{cfg['seed']}-{step}-{rank}")
-            q, texts, owner, grade, pid, *extra = sample_batch(
-                batch, cfg["stage"], rng, cfg.get("negatives", 3), cfg.get("rows_per_query", 8),
-                cfg.get("partials", "negative"), cfg.get("hard_temperature"), cfg.get("positives", 1),
-                with_teacher=bool(cfg.get("with_teacher")),
-                judged_rows=cfg.get("judged_rows") if cfg["stage"] == 2 else None)
+            rng = random.Random(f"{cfg.seed}-{step}-{rank}")
+            q, texts, owner, grade, pid, *extra = sample_batch(batch, cfg.stage, rng, with_teacher=cfg.with_teacher,
+                                                               **_draw(cfg))
             if not q:
                 continue
             qe = _embed(model, q, device)
@@ -184,13 +195,13 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             seen += len(texts) * world
             lv = float(loss.detach())
             loss_ema = lv if loss_ema is None else 0.95 * loss_ema + 0.05 * lv
-            if tracker and step % cfg["log_every"] == 0:
+            if tracker and step % cfg.train.log_every == 0:
                 tracker.log_metrics({"loss": loss_ema, "lr": sched.get_last_lr()[0],
                                      "examples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}, step=step)
-            if step % cfg["checkpoint_every"] == 0 and step < total:
+            if step % cfg.train.checkpoint_every == 0 and step < total:
                 save(final=False)
-            crash = cfg.get("crash_at_step")
-            if crash and not state and step == int(crash):
+            crash = cfg.crash_at_step
+            if crash and not state and step == crash:
                 os._exit(17)  # fault injection for the resume tests: die like a killed worker (first run only)
         epoch += 1
     save(final=True)

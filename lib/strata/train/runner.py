@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strata.train.config import TrainConfig
+from strata.train.config import LoopConfig, TrainConfig
 from strata.train.groups import AugmentConfig, Groups, build_groups, ray_dataset
 from strata.train.loop import PROBE_FILE, STATE_FILE, total_steps, train_loop_per_worker
 
@@ -95,23 +95,18 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
     out.mkdir(parents=True, exist_ok=True)
     storage = (out / "ray").resolve()
     resume, resume_step = latest_checkpoint(storage)
-    loop_cfg: dict[str, Any] = {
-        **scfg.model_dump(), "stage": stage, "supcon_temperature": cfg.stage1.temperature,
-        "supcon_partials": cfg.stage1.partials, "init_model": init_model, "max_seq_length": cfg.max_seq_length,
-        "total_steps": steps, "checkpoint_every": cfg.checkpoint_every, "log_every": cfg.log_every,
-        "seed": cfg.seed + stage, "threads": cfg.threads, "cpus_per_worker": cfg.cpus_per_worker,
-        "shuffle_buffer": max(64, 4 * scfg.queries_per_batch),
-        "mlflow_uri": cfg.mlflow_uri or (out.parent / "mlruns").resolve().as_uri(),
-        "experiment": cfg.experiment, "run_name": f"stage{stage}",
-        "with_teacher": stage == 2 and cfg.stage2.uses_teachers,
+    loop_cfg = LoopConfig(
+        train=cfg, stage=stage, init_model=init_model, total_steps=steps,
+        shuffle_buffer=max(64, 4 * scfg.queries_per_batch),
+        mlflow_uri=cfg.mlflow_uri or (out.parent / "mlruns").resolve().as_uri(),
+        with_teacher=stage == 2 and cfg.stage2.uses_teachers, probe_texts=tuple(PROBE_TEXTS),
+        resume_checkpoint=str(resume) if resume else None,
         # Fault injection for the resume tests (read in the driver, so it reaches the workers).
-        "probe_texts": list(PROBE_TEXTS),
-        "resume_checkpoint": str(resume) if resume else None,
-        "crash_at_step": int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
-    }
+        crash_at_step=int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
+    )
     ray = engines.ray()
     cols = ("query", "texts", "pids", "grades", "scores")
-    if loop_cfg["with_teacher"]:
+    if loop_cfg.with_teacher:
         cols += ("teachers", "judged")  # the judge's soft grades and which rows are the judge's
     ds = ray_dataset(ray, groups, stage, cols)
     free = float(ray.cluster_resources().get("CPU", 0)) - cfg.workers * (0 if cfg.use_gpu else cfg.cpus_per_worker)
