@@ -72,3 +72,25 @@ def test_timings_go_into_the_manifest(tmp_path):
     ctx = _ctx(tmp_path)
     execute(ctx, [A])
     assert "first" in ctx.manifest.timings
+
+
+def test_a_table_the_step_writes_is_not_one_of_its_inputs(tmp_path, monkeypatch):
+    """mine reads and writes judgments (the judge's cache): its own writes must not make it run again."""
+    import strata.pipeline.execute as ex
+
+    content = {"labels": "1", "judgments": "1"}
+    monkeypatch.setattr(ex, "table_fingerprint", lambda spark, lh, name: content[name])
+
+    class _Eng:
+        spark = None
+
+    mine = Step("first", f"{__name__}:first", "a", reads=("labels", "judgments"), writes=("judgments",))
+    CALLS.clear()
+    ctx = _ctx(tmp_path)
+    ctx.engines = _Eng()
+    execute(ctx, [mine], skip_unchanged=True)
+    content["judgments"] = "2"  # what the step itself wrote
+    assert not execute(ctx, [mine], skip_unchanged=True)["first"]["ran"]
+    content["labels"] = "2"  # a real input changed
+    assert execute(ctx, [mine], skip_unchanged=True)["first"]["ran"]
+    assert CALLS == ["first", "first"]

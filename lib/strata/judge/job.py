@@ -6,6 +6,11 @@ Candidates already judged by this judge id are anti-joined away first; the rest 
 rows judged since the last MERGE, and a restart judges only what is missing; MERGE on the keys means a pair
 can never be written twice. Throughput is logged per chunk and in the returned summary.
 
+A row the judge itself failed on (``error:backend``: endpoint down, timeout, engine error) is written with that
+status but is not a verdict: the resume judges it again, and a run whose share of such rows passes
+``judge.max_error_share`` raises ``JudgeFailures`` after writing what it judged. The ``vllm`` backend runs
+as a ``ray.data.llm`` processor over the same candidates (``judge.vllm_backend``), not through the actors.
+
 Two ways in: a frame of candidates (``read_candidates``; what the mining job and small runs pass), or the
 path of a candidates table. A path never comes through the driver: Spark normalises and de-duplicates the
 candidates, anti-joins this judge's judgments and stages what is left as parquet, which Ray Data streams to
@@ -18,7 +23,6 @@ import datetime as dt
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,13 +32,24 @@ import pyarrow as pa
 
 from strata.judge.backends import judge_identity, load_judge
 from strata.judge.config import JudgeConfig
-from strata.judge.protocol import JudgeInput
+from strata.judge.protocol import RETRIED, SCORED, JudgeInput
+from strata.judge.staging import CANDIDATE_COLUMNS, Todo, stage_candidates  # noqa: F401 - re-exported
 from strata.tables import Lakehouse
 from strata.text import normalize_query, product_text
 
 log = logging.getLogger(__name__)
 
-CANDIDATE_COLUMNS = ("source", "query", "query_norm", "product_id", "product_text", "category")
+
+class JudgeFailures(RuntimeError):
+    """The judge failed on more of a run's pairs than ``judge.max_error_share`` allows. Raised after the run
+    wrote everything (verdicts and failures); ``summary`` is the run's summary. The next run retries them."""
+
+    def __init__(self, summary: dict[str, Any]):
+        self.summary = summary
+        super().__init__(
+            f"judge {summary['judge_id']}: failed on {summary['failed']} of {summary['judged']} pairs "
+            f"(error:backend; share {summary['error_share']:.4f} > max_error_share {summary['max_error_share']}); "
+            f"{summary['input_errors']} more had unusable input. The failed pairs stay unjudged: rerun to retry them")
 
 
 def read_candidates(path_or_table: str | Path | pa.Table | pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +118,8 @@ def _value_set(values: pd.Series) -> pa.Array | None:
 
 
 def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str) -> pd.DataFrame:
-    """Candidates without a judgment by ``judge_id`` yet (the resume point).
+    """Candidates without a verdict by ``judge_id`` yet (the resume point): no row, or a row the judge failed on
+    (status in ``RETRIED``). An ok verdict, or an input error on the text as given, is never judged again.
 
     Reads only (query_norm, product_id) of the ``judgments`` rows of ``judge_id`` whose query_norm and
     product_id occur among the candidates (pushed down to the scan), not the table's whole history.
@@ -112,7 +128,8 @@ def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str)
 
     if not lakehouse.exists("judgments"):
         return candidates
-    flt = pc.field("judge_id") == judge_id
+    flt = (pc.field("judge_id") == judge_id) & (pc.field("status").is_null()
+                                                | ~pc.field("status").isin(list(RETRIED)))
     for col in ("query_norm", "product_id"):
         vs = _value_set(candidates[col])
         if vs is not None:
@@ -124,104 +141,6 @@ def missing_pairs(lakehouse: Lakehouse, candidates: pd.DataFrame, judge_id: str)
     done = pa.Table.from_batches(batches).to_pandas()
     m = candidates.merge(done.assign(_done=True), on=["query_norm", "product_id"], how="left")
     return candidates[m["_done"].isna().to_numpy()].reset_index(drop=True)
-
-
-@dataclass
-class Todo:
-    """The candidates still to judge: a frame (small runs) or staged parquet files (``stage_candidates``)."""
-
-    total: int  # candidates (one per pair) before the anti-join
-    n: int  # still to judge
-    frame: pd.DataFrame | None = None
-    files: list[str] = field(default_factory=list)
-    staging: Path | None = None
-
-    def ray_dataset(self, ray: Any, block_rows: int) -> Any:
-        """Blocks whose rows are ordered shortest text first, so batches pad little (as in ray_embed)."""
-        if self.frame is not None:
-            todo = self.frame
-            order = np.argsort(todo["product_text"].fillna("").str.len().to_numpy(), kind="stable")
-            todo = todo.iloc[order].reset_index(drop=True)
-            return ray.data.from_arrow([pa.Table.from_pandas(todo.iloc[s : s + block_rows], preserve_index=False)
-                                        for s in range(0, self.n, block_rows)])
-        # Sorted per file-sized block, then cut into blocks of ``block_rows``: the actors' output arrives (and
-        # is MERGEd) a few batches at a time, as with the frame input, not one file at a time.
-        return (ray.data.read_parquet(self.files).select_columns([*CANDIDATE_COLUMNS, "text_len"])
-                .map_batches(_shortest_first, batch_format="pyarrow", batch_size=None, num_cpus=0.25)
-                .repartition(target_num_rows_per_block=block_rows))
-
-    def frames(self, rows: int) -> Iterator[pd.DataFrame]:
-        """The candidates ``rows`` at a time (the in-process path)."""
-        if self.frame is not None:
-            for s in range(0, self.n, rows):
-                yield self.frame.iloc[s : s + rows]
-            return
-        import pyarrow.dataset as pads
-
-        for b in pads.dataset(self.files, format="parquet").to_batches(columns=list(CANDIDATE_COLUMNS),
-                                                                     batch_size=rows):
-            if b.num_rows:
-                yield b.to_pandas()
-
-
-def _shortest_first(block: pa.Table) -> pa.Table:
-    return block.sort_by("text_len").drop_columns(["text_len"])
-
-
-def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_id: str, staging: str | Path,
-                     limit: int | None = None) -> Todo:
-    """Spark: the candidates table at ``path`` (Delta or parquet) -> the pairs ``judge_id`` has not judged,
-    as parquet under ``staging``. Same rules as ``read_candidates`` + ``missing_pairs``: product_text from
-    title + description when absent, query_norm from query when absent, one row per (query_norm, product_id)
-    (the smallest row, so reruns pick the same one), then this judge's judged pairs removed."""
-    from pyspark.sql import functions as F
-
-    from strata.sparkfn import normalize_query_udf, product_text_udf
-
-    p = Path(path)
-    fmt = "delta" if (p / "_delta_log").is_dir() else "parquet"
-    df = spark.read.format(fmt).load(str(p))
-    names = set(df.columns)
-    # The same checks, in the same order, as read_candidates.
-    if not {"product_text", "title"} & names:
-        raise ValueError("candidates need a product_text or title column")
-    for col in ("query", "product_id"):
-        if col not in names:
-            raise ValueError(f"candidates need a {col!r} column (have {sorted(names)})")
-    if "product_text" not in names:
-        desc = F.col("description") if "description" in names else F.lit(None).cast("string")
-        df = df.withColumn("product_text", product_text_udf()("title", desc))
-    if "query_norm" not in names:
-        df = df.withColumn("query_norm", normalize_query_udf()("query"))
-    for col in ("source", "category"):
-        if col not in names:
-            df = df.withColumn(col, F.lit(None).cast("string"))
-    df = df.select(F.col("source").cast("string"), F.col("query").cast("string"),
-                   F.coalesce(F.col("query_norm").cast("string"), F.lit("")).alias("query_norm"),
-                   F.col("product_id").cast("string"), F.col("product_text").cast("string"),
-                   F.col("category").cast("string"))
-    rest = [c for c in CANDIDATE_COLUMNS if c not in ("query_norm", "product_id")]
-    df = (df.groupBy("query_norm", "product_id").agg(F.min(F.struct(*rest)).alias("r"))
-          .select("query_norm", "product_id", *[F.col("r")[c].alias(c) for c in rest]))
-    if limit:
-        df = df.orderBy("query_norm", "product_id").limit(limit)
-    staging = Path(staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    cands_dir = staging / "candidates"
-    df.write.mode("overwrite").parquet(str(cands_dir))
-    cands = spark.read.parquet(str(cands_dir))
-    total = cands.count()
-    todo = cands
-    if lakehouse.exists("judgments"):
-        done = (lakehouse.read(spark, "judgments").where(F.col("judge_id") == judge_id)
-                .select("query_norm", "product_id"))
-        todo = cands.join(done, ["query_norm", "product_id"], "left_anti")
-    todo_dir = staging / "todo"
-    (todo.withColumn("text_len", F.length(F.coalesce("product_text", F.lit(""))))
-     .select(*CANDIDATE_COLUMNS, "text_len").write.mode("overwrite").parquet(str(todo_dir)))
-    files = sorted(str(f) for f in todo_dir.glob("*.parquet"))
-    n = spark.read.parquet(str(todo_dir)).count() if files else 0
-    return Todo(total=int(total), n=int(n), files=files, staging=staging)
 
 
 def _inputs(batch: dict[str, Any]) -> list[JudgeInput]:
@@ -291,11 +210,14 @@ def run_judging(
     writer: Callable[[pd.DataFrame], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
+    vllm_build: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """Judge every candidate not yet judged by this judge; MERGE results into ``judgments`` per chunk.
 
     ``candidates``: a frame from ``read_candidates``, or a candidates table's path (staged by Spark under
-    ``<lakehouse>/_staging/judge-<run_id>``, removed when the run ends; ``limit`` keeps the first N pairs)."""
+    ``<lakehouse>/_staging/judge-<run_id>``, removed when the run ends; ``limit`` keeps the first N pairs).
+    ``vllm_build``: the ``vllm`` backend's processor builder (default ``ray.data.llm.build_processor``).
+    Raises ``JudgeFailures`` (after writing) when the judge failed on more than ``cfg.max_error_share``."""
     judge_id, version = judge_identity(cfg)
     if isinstance(candidates, pd.DataFrame):
         frame = candidates.iloc[:limit] if limit else candidates
@@ -305,7 +227,8 @@ def run_judging(
         todo = stage_candidates(engines.spark, lakehouse, candidates, judge_id,
                                 lakehouse.root / "_staging" / f"judge-{run_id}", limit)
     try:
-        return _judge_todo(engines, lakehouse, todo, cfg, run_id, judge_id, version, use_ray, writer, progress)
+        summary = _judge_todo(engines, lakehouse, todo, cfg, run_id, judge_id, version, use_ray, writer, progress,
+                              vllm_build)
     finally:
         if todo.staging is not None:
             shutil.rmtree(todo.staging, ignore_errors=True)
@@ -313,17 +236,54 @@ def run_judging(
                 todo.staging.parent.rmdir()  # _staging itself, unless another run is staging there
             except OSError:
                 pass
+    if summary["failed"] > cfg.max_error_share * summary["judged"]:
+        raise JudgeFailures(summary)
+    return summary
+
+
+def _verdicts(engines: Any, todo: Todo, cfg: JudgeConfig, use_ray: bool,
+              vllm_build: Callable[..., Any] | None) -> Iterator[pd.DataFrame]:
+    """The judgment rows of ``todo``, a part at a time, from the path the backend and size call for."""
+    window = judge_window(cfg)
+    if cfg.backend == "vllm":
+        from strata.judge.vllm_backend import judged_frames
+
+        ray = engines.ray()
+        yield from judged_frames(todo.ray_dataset(ray, window), cfg, vllm_build)
+    elif use_ray:
+        from strata.embed.ray_embed import _node_cpus, torch_threads
+
+        ray = engines.ray()
+        # Each actor call gets a window of batches, as on the in-process path; the block size matches it so
+        # Ray Data does not cut windows across blocks.
+        ds = todo.ray_dataset(ray, window).map_batches(
+            JudgeBatches,
+            fn_constructor_kwargs={"cfg": cfg.model_dump(),
+                                   "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray))},
+            batch_size=window, batch_format="numpy", concurrency=cfg.actors,
+            num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
+        )
+        yield from ds.iter_batches(batch_format="pandas", batch_size=None)
+    else:
+        judge = load_judge(cfg)
+        # Hand the judge a window of batches at a time: it sorts a call's pairs by length and cuts its own
+        # batches (and the grade head encodes each distinct text once per call), so it pads less.
+        for part in todo.frames(window):
+            yield pd.DataFrame(judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns}))
 
 
 def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig, run_id: str, judge_id: str,
                 version: str, use_ray: bool, writer: Callable[[pd.DataFrame], None] | None,
-                progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+                progress: Callable[[int, int], None] | None,
+                vllm_build: Callable[..., Any] | None) -> dict[str, Any]:
     from strata.ingest.upsert import upsert
 
     total, n = todo.total, todo.n
     log.info("judge %s: %d candidates, %d already judged, %d to judge", judge_id, total, total - n, n)
     summary: dict[str, Any] = {"judge_id": judge_id, "judge_version": version, "candidates": total,
-                               "already_judged": total - n, "judged": 0, "errors": 0, "run_id": run_id}
+                               "already_judged": total - n, "judged": 0, "errors": 0, "failed": 0,
+                               "input_errors": 0, "error_share": 0.0, "max_error_share": cfg.max_error_share,
+                               "run_id": run_id}
     if n == 0:
         summary.update(seconds=0.0, pairs_per_s=0.0, scoring_seconds=0.0)
         return summary
@@ -336,10 +296,10 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
 
     t0 = time.perf_counter()
     pending: list[pd.DataFrame] = []
-    pending_rows, done, errors, write_secs = 0, 0, 0, 0.0
+    pending_rows, done, errors, failed, write_secs = 0, 0, 0, 0, 0.0
 
     def flush() -> None:
-        nonlocal pending, pending_rows, done, errors, write_secs
+        nonlocal pending, pending_rows, done, errors, failed, write_secs
         if not pending:
             return
         part = pd.concat(pending, ignore_index=True)
@@ -347,51 +307,30 @@ def _judge_todo(engines: Any, lakehouse: Lakehouse, todo: Todo, cfg: JudgeConfig
         write(part)
         write_secs += time.perf_counter() - tw
         done += len(part)
-        errors += int((~part["status"].isin(["ok", "truncated"])).sum())
+        errors += int((~part["status"].isin(SCORED)).sum())
+        failed += int(part["status"].isin(RETRIED).sum())
         pending, pending_rows = [], 0
         el = time.perf_counter() - t0
-        log.info("judge %s: %d/%d pairs judged (%.1f pairs/s)", judge_id, done, n, done / max(el, 1e-9))
+        log.info("judge %s: %d/%d pairs judged (%.1f pairs/s, %d failed)", judge_id, done, n,
+                 done / max(el, 1e-9), failed)
         if progress:
             progress(done, n)
 
-    use_ray = use_ray and not (cfg.backend == "distilled" and n < cfg.ray_min_pairs)
+    use_ray = cfg.backend == "vllm" or (use_ray and not (cfg.backend == "distilled" and n < cfg.ray_min_pairs))
     summary["ray"] = use_ray
-    if use_ray:
-        from strata.embed.ray_embed import _node_cpus, torch_threads
-
-        ray = engines.ray()
-        # Each actor call gets a window of batches, as on the in-process path; the block size matches it so
-        # Ray Data does not cut windows across blocks.
-        window = judge_window(cfg)
-        ds = todo.ray_dataset(ray, window).map_batches(
-            JudgeBatches,
-            fn_constructor_kwargs={"cfg": cfg.model_dump(),
-                                   "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray))},
-            batch_size=window, batch_format="numpy", concurrency=cfg.actors,
-            num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
-        )
-        for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
-            pending.append(batch)
-            pending_rows += len(batch)
-            if pending_rows >= cfg.chunk_rows:
-                flush()
-    else:
-        judge = load_judge(cfg)
-        # Hand the judge a window of batches at a time: it sorts a call's pairs by length and cuts its own
-        # batches (and the grade head encodes each distinct text once per call); batch-sized calls padded every
-        # batch to its longest random text: 69 against 87 pairs/s (measured by bench/bench_judge.py).
-        for part in todo.frames(judge_window(cfg)):
-            res = judge_frame(judge, {c: part[c].to_numpy(dtype=object) for c in part.columns})
-            pending.append(pd.DataFrame(res))
-            pending_rows += len(part)
-            if pending_rows >= cfg.chunk_rows:
-                flush()
+    for part in _verdicts(engines, todo, cfg, use_ray, vllm_build):
+        pending.append(part)
+        pending_rows += len(part)
+        if pending_rows >= cfg.chunk_rows:
+            flush()
     flush()
     secs = time.perf_counter() - t0
-    summary.update(judged=done, errors=errors, seconds=round(secs, 2),
+    summary.update(judged=done, errors=errors, failed=failed, input_errors=errors - failed,
+                   error_share=round(failed / max(done, 1), 6), seconds=round(secs, 2),
                    pairs_per_s=round(done / max(secs, 1e-9), 2),
                    write_seconds=round(write_secs, 2),
                    scoring_pairs_per_s=round(done / max(secs - write_secs, 1e-9), 2))
-    log.info("judge %s: %d pairs in %.1fs (%.1f pairs/s, %.1fs writing)", judge_id, done, secs,
-             summary["pairs_per_s"], write_secs)
+    log.info("judge %s: %d pairs in %.1fs (%.1f pairs/s, %.1fs writing); %d failed (retried next run), "
+             "%d with unusable input", judge_id, done, secs, summary["pairs_per_s"], write_secs, failed,
+             errors - failed)
     return summary

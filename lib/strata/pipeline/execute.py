@@ -4,8 +4,8 @@
 Each completed step's outputs and input fingerprint go into ``state.json`` (written atomically), so a step run
 in another process (a scheduler's task, a resumed refresh) finds what earlier steps produced. With
 ``skip_unchanged`` (the refresh) a step whose fingerprint equals its last completed one is skipped and keeps
-its outputs: the fingerprint is the content hash of the tables it reads, its config sections, the outputs of
-the steps it uses and the start model.
+its outputs: the fingerprint is the content hash of the tables it reads (but does not write), its config
+sections, the outputs of the steps it uses and, for a step that starts from it, the start model.
 """
 
 from __future__ import annotations
@@ -97,9 +97,11 @@ def digest(obj: Any) -> str:
 
 
 def fingerprint(ctx: Context, s: Step) -> str:
-    """What a step's result depends on (see module docstring)."""
+    """What a step's result depends on (see module docstring). A table the step also writes (the judge's cache
+    of judgments, enrichment's own categories) is its output, not an input: counting it would re-run the step
+    every time because it ran."""
     cfg = ctx.config.model_dump(mode="json")
-    tables = {t: table_fingerprint(ctx.engines.spark, ctx.lakehouse, t) for t in s.reads}
+    tables = {t: table_fingerprint(ctx.engines.spark, ctx.lakehouse, t) for t in s.reads if t not in s.writes}
     return digest({"tables": tables, "config": {k: cfg[k] for k in s.sections},
                    "uses": {u: ctx.state.outputs(u) for u in s.uses},
                    "start": ctx.start_version if s.start else None})

@@ -73,7 +73,8 @@ def _remine(cfg: "StrataConfig") -> str | None:
 _INGESTED = ("products", "taxonomy", "search_events", "labels", "queries", "quarantine", "ingest_log")
 _FEATURES = ("product_features", "taxonomy_neighbours", "query_stats", "query_product_engagement",
              "query_attributes")
-_MINED_FROM = ("labels", "products", *_FEATURES, "judgments")
+_MINED_FROM = ("labels", "products", "product_features", "taxonomy_neighbours", "query_product_engagement",
+               "query_attributes", "judgments")
 _S = "strata.pipeline.steps"
 
 GRAPH: tuple[Step, ...] = (
@@ -85,11 +86,12 @@ GRAPH: tuple[Step, ...] = (
          sections=("eval",), reads=("labels", "products"), engines=frozenset({SPARK})),
     Step("enrich", f"{_S}:enrich", "give catalogs without categories their titles' nearest Google-taxonomy path",
          stage="strata.features.enrich:enrich_uncategorised",
-         sections=("pipeline",), reads=("products", "taxonomy"), writes=("products",),
+         sections=("pipeline",), reads=("products", "taxonomy", "product_categories"),
+         writes=("product_categories",),
          engines=frozenset({SPARK}), when=_flag("enrich")),
     Step("features", f"{_S}:features", "taxonomy neighbours, attributes, query stats and engagement",
          stage="strata.features.job:run_features",
-         reads=("products", "taxonomy", "search_events", "labels"), writes=_FEATURES,
+         reads=("products", "taxonomy", "search_events", "labels", "product_categories"), writes=_FEATURES,
          engines=frozenset({SPARK}), when=_flag("features")),
     Step("judge-train", f"{_S}:judge_train", "train the distilled judge on the labels' train split",
          stage="strata.judge.trainer:train_judge",
