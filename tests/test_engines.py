@@ -1,4 +1,5 @@
 from strata.engines import EngineConfig
+import pytest
 from strata.engines import Engines
 
 
@@ -37,3 +38,17 @@ def test_sail_session_timeout_is_set_per_server():
         assert default.spark.range(2).count() == 2
         with pytest.raises(Exception, match="not running|session"):
             short.spark.range(2).count()
+
+
+def test_the_cluster_environment_is_laid_over_the_engine_section():
+    from strata.engines import EngineConfig
+
+    base = EngineConfig()
+    assert base.with_env({}) == base
+    assert base.with_env({"STRATA_SPARK": "classic"}).spark == "classic"
+    # a Spark Connect URL in the environment turns the embedded default into a client of that server
+    assert base.with_env({"STRATA_SPARK_REMOTE": "sc://127.0.0.1:15002"}).spark == "connect"
+    assert EngineConfig(spark="classic").with_env({"STRATA_SPARK_REMOTE": "sc://h:1"}).spark == "classic"
+    assert base.with_env({"STRATA_RAY_ADDRESS": "auto"}).ray_address == "auto"
+    with pytest.raises(ValueError, match="STRATA_SPARK"):
+        base.with_env({"STRATA_SPARK": "spark"})

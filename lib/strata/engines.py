@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from pydantic import Field, field_validator
 
@@ -42,6 +42,24 @@ class EngineConfig(StrictModel):
             raise ValueError(f"must start with sc:// (got {v!r})")
         return v
 
+    def with_env(self, env: Mapping[str, str] | None = None) -> "EngineConfig":
+        """This config with the cluster's environment laid over it, the way every command and job reads it:
+        ``STRATA_SPARK`` (sail | connect | classic) picks the Spark kind, ``STRATA_SPARK_REMOTE`` (read when
+        Spark starts, so a URL with a token never enters the config) makes an embedded default ``connect``,
+        ``STRATA_RAY_ADDRESS`` joins a Ray cluster."""
+        env = os.environ if env is None else env
+        update: dict[str, Any] = {}
+        kind = env.get("STRATA_SPARK")
+        if kind:
+            if kind not in ("sail", "connect", "classic"):
+                raise ValueError(f"STRATA_SPARK: must be sail, connect or classic (got {kind!r})")
+            update["spark"] = kind
+        elif env.get("STRATA_SPARK_REMOTE") and self.spark == "sail":
+            update["spark"] = "connect"
+        if env.get("STRATA_RAY_ADDRESS"):
+            update["ray_address"] = env["STRATA_RAY_ADDRESS"]
+        return self.model_copy(update=update) if update else self
+
 
 def _init_with_retry(ray: Any, kwargs: dict[str, Any], attempts: int = 3) -> None:
     """``ray.init`` with retries: on a small, busy machine a local cluster's GCS/raylet can miss its
@@ -64,7 +82,7 @@ class Engines:
     """Lazy Spark + Ray for one run. ``with Engines(cfg) as eng: eng.spark ...; eng.ray()``."""
 
     def __init__(self, config: EngineConfig):
-        self.config = config
+        self.config = config.with_env()
         self._spark: SparkSession | None = None
         self._sail: Any = None
         self._ray_started = False
@@ -127,7 +145,7 @@ class Engines:
         import ray
 
         if not ray.is_initialized():
-            address = os.environ.get("STRATA_RAY_ADDRESS") or self.config.ray_address
+            address = self.config.ray_address
             kwargs: dict[str, Any] = {
                 "ignore_reinit_error": True,
                 "include_dashboard": False,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import date
 from pathlib import Path
@@ -13,14 +12,10 @@ import typer
 from rich.console import Console
 
 from strata.config_base import SplitConfig
-from strata.engines import EngineConfig
+from strata.commands.options import ConfigOpt, ProfileOpt, SetOpt, engines_for, load_or_exit
 from rich.markup import escape
 
 console = Console(stderr=True)
-
-
-def _spark_kind(fmt: str) -> str:
-    return "classic" if fmt == "parquet" and os.environ.get("STRATA_SPARK") == "classic" else "sail"
 
 
 def register(app: typer.Typer) -> None:
@@ -64,9 +59,11 @@ def ingest(
     mapping: Optional[Path] = typer.Option(
         None, "--mapping", help="--source table: a YAML file with the table mapping (target, namespace, "
         "columns, grades...; docs/tables.md)"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Load one dataset into the canonical tables (bad rows to quarantine, counts to ingest_log/run_log)."""
-    from strata.engines import Engines
     from strata.ingest.run import ingest_source
     from strata.tables import Lakehouse
 
@@ -90,7 +87,7 @@ def ingest(
             table_cfg = TableSourceConfig(**(yaml.safe_load(mapping.read_text()) or {}))
         except (OSError, yaml.YAMLError, ValidationError, TypeError) as e:
             _fail(f"--mapping {mapping}: {e}", 2)
-    with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
+    with engines_for(load_or_exit(profile, config, set_)) as eng:  # the profile's engines
         try:
             if table_cfg is not None:
                 from strata.ingest.table_source import ingest_table
@@ -117,9 +114,11 @@ def enrich_categories(
     limit: Optional[int] = typer.Option(None, "--limit", help="at most N products (in id order)"),
     refresh: bool = typer.Option(False, "--refresh", help="recompute products already assigned"),
     fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Assign taxonomy categories (with confidence) to products without one; low confidence stays NULL."""
-    from strata.engines import Engines
     from strata.features.enrich import EnrichConfig, enrich_categories as run
     from strata.tables import Lakehouse
 
@@ -127,7 +126,7 @@ def enrich_categories(
     run_id = f"enrich-{source}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = EnrichConfig(source=source, taxonomy_source=taxonomy, threshold=threshold, min_margin=min_margin,
                        model=model, limit=limit, refresh=refresh)
-    with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
+    with engines_for(load_or_exit(profile, config, set_)) as eng:  # the profile's engines
         try:
             counts = run(eng.spark, lh, run_id, cfg)
         except _job_errors() as e:
@@ -138,15 +137,17 @@ def enrich_categories(
 def features(
     lakehouse: Path = typer.Option(..., "--lakehouse", help="table root"),
     fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Build product_features, taxonomy_neighbours, query_stats, query_product_engagement, query_attributes."""
-    from strata.engines import Engines
     from strata.features.job import run_features
     from strata.tables import Lakehouse
 
     lh = Lakehouse(lakehouse, fmt)
     run_id = f"features-{time.strftime('%Y%m%d-%H%M%S')}"
-    with Engines(EngineConfig(spark=_spark_kind(fmt))) as eng:
+    with engines_for(load_or_exit(profile, config, set_)) as eng:  # the profile's engines
         try:
             result = run_features(eng.spark, lh, run_id)
         except _job_errors() as e:

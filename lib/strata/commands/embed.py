@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from strata.embed.config import EmbedConfig
-from strata.engines import EngineConfig
+from strata.commands.options import ConfigOpt, ProfileOpt, SetOpt, engines_for, load_or_exit
 
 
 def register(app: typer.Typer) -> None:
@@ -28,15 +28,17 @@ def embed(
     actor_cpus: float = typer.Option(0.5, "--actor-cpus"),
     actors: int = typer.Option(1, "--actors"),
     index: str = typer.Option("auto", "--index", help="auto | flat | hnsw | ivfpq (vectors never all in RAM)"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Embed every product of a catalog through Ray Data and build its FAISS index."""
     from strata.embed.stage import embed_catalog
-    from strata.engines import Engines
     from strata.tables import Lakehouse
 
     cfg = EmbedConfig(model=model, batch_size=batch_size, max_seq_length=max_seq_length,
                       cache_dir=str(cache_dir) if cache_dir else None, actor_cpus=actor_cpus, actors=actors,
                       index=index)
-    with Engines(EngineConfig()) as eng:
+    with engines_for(load_or_exit(profile, config, set_)) as eng:  # the profile's engines (Spark, Ray)
         result = embed_catalog(eng, Lakehouse(lakehouse), catalog, cfg, out)
     print(json.dumps(asdict(result), indent=2))

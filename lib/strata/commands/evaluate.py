@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from strata.embed.config import EmbedConfig
-from strata.engines import EngineConfig
+from strata.commands.options import ConfigOpt, ProfileOpt, SetOpt, engines_for, load_or_exit
 
 console = Console(stderr=True)
 out = Console()
@@ -105,13 +105,15 @@ def export_beir(
     dataset: str = typer.Option("homedepot", "--dataset", help="labels source to export"),
     split: str = typer.Option("dev", "--split"),
     out: Path = typer.Option(..., "--out", help="BEIR folder to write"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Write a labelled split + its full catalog as a BEIR folder (for `strata eval` or other toolkits)."""
-    from strata.engines import Engines
     from strata.evaluate.devset import export_devset
     from strata.tables import Lakehouse
 
-    with Engines(EngineConfig()) as eng:
+    with engines_for(load_or_exit(profile, config, set_)) as eng:
         ex = export_devset(eng.spark, Lakehouse(lakehouse), dataset, out, split)
     print(json.dumps({"out": str(out), "queries": ex.queries, "docs": ex.docs}))
 
@@ -133,12 +135,14 @@ def eval_(
     rerank_k: int = typer.Option(20, "--rerank-k", min=2, help="top candidates the judge re-orders"),
     rerank_alpha: float = typer.Option(1.0, "--rerank-alpha", min=0.0,
                                        help="fused = z(base) + alpha z(judge); 0 = judge order only"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Full-corpus retrieval over a BEIR folder: nDCG@10, recall@100, MRR@10 per model, as JSON.
 
     A model named rerank:BASE (BASE = baseline | bm25 | MODEL_DIR | hybrid:a+b) re-orders BASE's top
     --rerank-k by the --judge."""
-    from strata.engines import Engines
     from strata.evaluate.beir_eval import evaluate_beir
     from strata.sources.beir import BeirFormatError, read_beir
 
@@ -162,7 +166,8 @@ def eval_(
         rr = RerankConfig(judge=str(judge), k=rerank_k, alpha=rerank_alpha or None)
     embed_cfg = EmbedConfig(batch_size=batch_size, max_seq_length=max_seq_length, actor_cpus=0.5)
     lexical = ("bm25", "rerank:bm25")
-    engines = Engines(EngineConfig()) if ray and any(m not in lexical for m in model) else None
+    cfg = load_or_exit(profile, config, set_)
+    engines = engines_for(cfg) if ray and any(m not in lexical for m in model) else None
     try:
         result = evaluate_beir(
             ds, list(model), k=k, embed_cfg=embed_cfg, engines=engines, max_queries=max_queries,

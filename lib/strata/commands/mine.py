@@ -51,9 +51,7 @@ def run(
     run_id: Optional[str] = typer.Option(None, "--run-id"),
 ) -> None:
     """Mine every seeded catalog and overwrite training_examples; prints counts, removals and timings."""
-    from strata.commands.options import load_or_exit
-    from strata.engines import EngineConfig
-    from strata.engines import Engines
+    from strata.commands.options import engines_for, load_or_exit
     from strata.mine.job import run_mining
     from strata.mine.report import mining_report
     from strata.tables import Lakehouse
@@ -63,7 +61,7 @@ def run(
     mine_cfg, judge_cfg = judge_choice(cfg, judge, no_judge)
     lh = Lakehouse(lakehouse, cfg.lakehouse.format)
     rid = run_id or f"mine-{time.strftime('%Y%m%d-%H%M%S')}"
-    with Engines(EngineConfig(**{**cfg.engine.model_dump(), "ray_num_cpus": os.cpu_count()})) as eng:
+    with engines_for(cfg, ray_num_cpus=os.cpu_count()) as eng:
         res = run_mining(eng, lh, mine_cfg, cfg.split, cfg.embed, judge_cfg, rid, use_ray=not no_ray)
     rep = mining_report(lh, report)
     out = json.loads(res.to_json())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from strata.config import ConfigError, StrataConfig, load_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from strata.engines import Engines
 
 console = Console(stderr=True)
 
@@ -25,3 +28,12 @@ def load_or_exit(profile: str, config: Optional[Path], sets: Optional[list[str]]
     except ConfigError as e:
         console.print(f"[red]config error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
+
+
+def engines_for(cfg: StrataConfig, **overrides: object) -> "Engines":
+    """The one way a command gets its engines: the profile's ``engine`` section (with ``--set engine.*`` and the
+    STRATA_SPARK / STRATA_SPARK_REMOTE / STRATA_RAY_ADDRESS environment applied by ``Engines``), plus what
+    the command itself must fix (e.g. every local CPU for a training job)."""
+    from strata.engines import Engines
+
+    return Engines(cfg.engine.model_copy(update=overrides) if overrides else cfg.engine)

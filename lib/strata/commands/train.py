@@ -36,9 +36,7 @@ def train(
     """Fine-tune the two-tower retriever: graded SupCon (stage 1), then multi-class circle loss (stage 2; with
     train.stage2.distill_weight > 0 also distils the mining judge's soft grades). Re-running with the same
     --out resumes each stage from its latest checkpoint."""
-    from strata.commands.options import load_or_exit
-    from strata.engines import EngineConfig
-    from strata.engines import Engines
+    from strata.commands.options import engines_for, load_or_exit
     from strata.tables import Lakehouse
     from strata.train.runner import train as run_train
 
@@ -48,7 +46,7 @@ def train(
     if not lh.exists("training_examples"):
         console.print(f"[red]error:[/red] {lakehouse} has no training_examples table (run strata mine run)")
         raise typer.Exit(2)
-    with Engines(EngineConfig(**{**cfg.engine.model_dump(), "ray_num_cpus": os.cpu_count()})) as eng:
+    with engines_for(cfg, ray_num_cpus=os.cpu_count()) as eng:
         summary = run_train(eng, lh, cfg.train, stage, out, init_model)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
 
