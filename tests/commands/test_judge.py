@@ -81,3 +81,62 @@ def test_bad_inputs_fail_with_a_clear_message(tmp_path):
     r = runner.invoke(_app(), ["judge", "train", "--lakehouse", str(tmp_path / "nope"), "--out", str(tmp_path / "j"),
                                "--lr", "0"])
     assert r.exit_code == 2 and "--lr: Input should be greater than 0" in " ".join(r.output.split())
+
+
+class _NoEngines:
+    """Engines stand-in: `judge score` opens them lazily; these tests stop at the judging function."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _score_cli(monkeypatch, tmp_path, args, result):
+    import strata.engines
+    import strata.judge.runner as runner
+
+    seen = {}
+
+    def score(eng, lh, candidates, cfg, rid, use_ray=True, limit=None):
+        seen["cfg"] = cfg
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(strata.engines, "Engines", _NoEngines)
+    monkeypatch.setattr(runner, "score_candidates", score)
+    r = CliRunner().invoke(_app(), ["judge", "score", "--lakehouse", str(tmp_path / "lh"), "--candidates", "labels",
+                                    *args])
+    return r, seen.get("cfg")
+
+
+def test_score_fails_with_the_counts_when_the_judge_fails_too_often(monkeypatch, tmp_path):
+    from strata.judge.job import JudgeFailures
+
+    summary = {"judge_id": "vllm-m@1", "judged": 200, "failed": 7, "input_errors": 1, "error_share": 0.035,
+               "max_error_share": 0.02}
+    r, cfg = _score_cli(monkeypatch, tmp_path, ["--backend", "vllm", "--model", "org/m", "--max-error-share",
+                                                "0.02", "--accelerator-type", "H100", "--actors", "2"],
+                        JudgeFailures(summary))
+    assert r.exit_code == 1
+    out = " ".join(r.output.split())
+    assert "failed on 7 of 200 pairs" in out and "0.0350 > max_error_share 0.02" in out and "rerun" in out
+    assert json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])["failed"] == 7
+    assert (cfg.backend, cfg.model, cfg.max_error_share, cfg.accelerator_type, cfg.actors) == (
+        "vllm", "org/m", 0.02, "H100", 2)
+
+
+def test_score_offers_vllm_and_checks_its_options(monkeypatch, tmp_path):
+    ok = {"judge_id": "vllm-m@1", "judged": 3, "failed": 0}
+    r, cfg = _score_cli(monkeypatch, tmp_path, ["--backend", "vllm", "--model", "org/m"], ok)
+    assert r.exit_code == 0, r.output
+    assert cfg.backend == "vllm" and cfg.max_error_share == 0.01  # the config's default when not given
+    r, cfg = _score_cli(monkeypatch, tmp_path, ["--backend", "vllm"], ok)
+    assert r.exit_code == 2 and "--model is required for the vllm backend" in " ".join(r.output.split())
+    r, cfg = _score_cli(monkeypatch, tmp_path, ["--backend", "vllm", "--model", "m", "--max-error-share", "2"], ok)
+    assert r.exit_code == 2 and "--max-error-share" in r.output and cfg is None

@@ -35,6 +35,7 @@ REMOTE = ["--set", "engine.spark=connect", "--set", "engine.spark_remote=sc://12
     ["ingest", "--source", "homedepot", "--path", "P", "--lakehouse", "LH"],
     ["embed", "--lakehouse", "LH", "--catalog", "homedepot", "--out", "OUT"],
     ["export-beir", "--lakehouse", "LH", "--out", "OUT"],
+    ["judge", "audit", "--lakehouse", "LH"],
 ])
 def test_commands_use_the_profiles_engines(argv, captured, tmp_path):
     (tmp_path / "P").write_text("id,title\n")  # ingest checks its input exists before it starts anything

@@ -211,8 +211,9 @@ def test_judging_run_never_writes_or_logs_the_key(engines, servers, planted_key,
     caplog.set_level(logging.DEBUG)
     run_dir = tmp_path / "run"
     lh = Lakehouse(run_dir / "lakehouse")
+    # the fake endpoint fails some pairs on purpose: this test is about the key, not the error share
     cfg = JudgeConfig(backend="openai", model="fake-llm", base_url=servers.url, api_key_env=KEY_ENV,
-                      max_retries=1, timeout_s=5, batch_size=4, chunk_rows=2)
+                      max_retries=1, timeout_s=5, batch_size=4, chunk_rows=2, max_error_share=1.0)
     summary = run_judging(engines, lh, read_candidates(_candidates()), cfg, "secrets-run", use_ray=False)
     assert summary["judged"] == 6 and summary["errors"] == 4
     (run_dir / "judge_summary.json").write_text(json.dumps(summary, indent=2))
@@ -261,7 +262,8 @@ def test_judge_score_cli_never_prints_or_writes_the_key(servers, monkeypatch, tm
 
     r = CliRunner().invoke(app, ["judge", "score", "--lakehouse", str(lh_root), "--candidates", str(cands),
                                  "--backend", "openai", "--model", "fake-llm", "--base-url", servers.url,
-                                 "--no-ray", "--batch-size", "4", "--chunk-rows", "2", "--run-id", "cli-run"])
+                                 "--no-ray", "--batch-size", "4", "--chunk-rows", "2", "--run-id", "cli-run",
+                                 "--max-error-share", "1"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout[r.stdout.index("{"):])
     assert summary["judged"] == 6 and summary["errors"] == 4

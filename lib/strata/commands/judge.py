@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from strata.commands.options import ConfigOpt, ProfileOpt, SetOpt, engines_for, load_or_exit
+
 console = Console(stderr=True)
 judge_app = typer.Typer(help="Relevance judge: train, calibrate, score candidates, engagement audit.",
                         no_args_is_help=True)
@@ -37,6 +39,12 @@ def _knob(field: str, flag: str) -> Any:
     f = JudgeTrainConfig.model_fields[field]
     default = "" if f.default is None else f" (default {f.default})"
     return typer.Option(None, flag, help=f"{f.description}{default}", show_default=False)
+
+
+def _judge_default(field: str) -> Any:
+    from strata.judge.config import JudgeConfig
+
+    return JudgeConfig.model_fields[field].default
 
 
 @judge_app.command("train")
@@ -95,8 +103,13 @@ def train(
 
 
 def _judge_config(judge: Optional[Path], backend: str, model: Optional[str], **kw):
+    from pydantic import ValidationError
+
     from strata.judge.config import JudgeConfig
 
+    if backend in ("vllm", "openai") and not model:
+        console.print(f"[red]error:[/red] --model is required for the {backend} backend")
+        raise typer.Exit(2)
     if backend == "distilled":
         if judge is None:
             console.print("[red]error:[/red] --judge JUDGE_DIR is required for the distilled backend")
@@ -105,7 +118,13 @@ def _judge_config(judge: Optional[Path], backend: str, model: Optional[str], **k
             console.print(f"[red]error:[/red] {escape(str(judge))} is not a trained judge (no judge.json)")
             raise typer.Exit(2)
         model = str(judge.expanduser().resolve())
-    return JudgeConfig(backend=backend, model=model or "", **kw)
+    try:
+        return JudgeConfig(backend=backend, model=model or "", **{k: v for k, v in kw.items() if v is not None})
+    except ValidationError as e:
+        for err in e.errors():
+            flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "judge"
+            console.print(f"[red]error:[/red] {escape(flag)}: {escape(err['msg'])}")
+        raise typer.Exit(2) from None
 
 
 @judge_app.command("calibrate")
@@ -114,8 +133,9 @@ def calibrate(
     dataset: Path = typer.Option(..., "--dataset", help="BEIR folder whose graded qrels are the human labels"),
     out: Path = typer.Option(..., "--out", help="calibration JSON (a .md twin is written next to it)"),
     split: Optional[str] = typer.Option(None, "--split", help="qrels split (default test, dev, ...)"),
-    backend: str = typer.Option("distilled", "--backend", help="distilled | transformers"),
-    model: Optional[str] = typer.Option(None, "--model", help="transformers: 'smollm2' or a model dir"),
+    backend: str = typer.Option("distilled", "--backend", help="distilled | transformers | vllm"),
+    model: Optional[str] = typer.Option(None, "--model", help="transformers: 'smollm2' or a model dir; vllm: "
+                                        "the model (Hugging Face id or path)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="score a random sample of N judged pairs"),
     batch_size: int = typer.Option(64, "--batch-size"),
 ) -> None:
@@ -139,35 +159,53 @@ def score(
     candidates: str = typer.Option(..., "--candidates", help="a Delta/parquet folder, or a table name in "
                                    "the lakehouse (labels = re-judge the human-labelled pairs)"),
     judge: Optional[Path] = typer.Option(None, "--judge", help="trained distilled judge dir"),
-    backend: str = typer.Option("distilled", "--backend", help="distilled | transformers | openai"),
-    model: Optional[str] = typer.Option(None, "--model"),
+    backend: str = typer.Option("distilled", "--backend", help="distilled | transformers | vllm (Ray Data LLM on "
+                                "GPU workers; always through Ray) | openai"),
+    model: Optional[str] = typer.Option(None, "--model", help="transformers: 'smollm2' or a model dir; "
+                                        "vllm/openai: the model name"),
     batch_size: int = typer.Option(64, "--batch-size"),
     chunk_rows: int = typer.Option(2048, "--chunk-rows", help="rows between MERGEs into judgments"),
-    actors: int = typer.Option(1, "--actors"),
+    actors: int = typer.Option(1, "--actors", help="judge actors (vllm: engine replicas)"),
     actor_cpus: float = typer.Option(0.5, "--actor-cpus"),
     limit: Optional[int] = typer.Option(None, "--limit",
                                         help="judge only the first N candidates (by query_norm, product_id)"),
     no_ray: bool = typer.Option(False, "--no-ray", help="score in this process (no Ray Data)"),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: endpoint base URL"),
+    accelerator_type: Optional[str] = typer.Option(None, "--accelerator-type",
+                                                   help="vllm: GPU type of the engine workers (e.g. H100)"),
+    max_error_share: Optional[float] = typer.Option(
+        None, "--max-error-share", show_default=False,
+        help="fail (exit 1) when the judge fails on more than this share of the pairs it judges, 0-1 "
+             f"(default {_judge_default('max_error_share')}); failed pairs are retried by the next run"),
     run_id: Optional[str] = typer.Option(None, "--run-id"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
-    """Judge every candidate (query, product) not yet judged by this judge; resumable, MERGEs per chunk."""
-    from strata.engines import EngineConfig, Engines
+    """Judge every candidate (query, product) not yet judged by this judge; resumable, MERGEs per chunk.
+
+    Pairs the judge failed on (error:backend) are written with that status and judged again by the next run."""
+    from strata.judge.job import JudgeFailures
     from strata.judge.runner import JudgeDataError, score_candidates
     from strata.tables import Lakehouse
 
     _logging()
     cfg = _judge_config(judge, backend, model, batch_size=batch_size, chunk_rows=chunk_rows, actors=actors,
-                        actor_cpus=actor_cpus, base_url=base_url)
+                        actor_cpus=actor_cpus, base_url=base_url, accelerator_type=accelerator_type,
+                        max_error_share=max_error_share)
     lh = Lakehouse(lakehouse)
     rid = run_id or f"judge-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         # Engines start lazily: a --candidates naming nothing fails before Spark or Ray does.
-        with Engines(EngineConfig(ray_num_cpus=os.cpu_count())) as eng:
+        with engines_for(load_or_exit(profile, config, set_), ray_num_cpus=os.cpu_count()) as eng:
             summary = score_candidates(eng, lh, candidates, cfg, rid, use_ray=not no_ray, limit=limit)
     except JudgeDataError as e:
         console.print(f"[red]error:[/red] --candidates {escape(str(e))}")
         raise typer.Exit(2) from None
+    except JudgeFailures as e:
+        print(json.dumps(e.summary, indent=2))
+        console.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(1) from None
     print(json.dumps(summary, indent=2))
 
 
@@ -177,10 +215,11 @@ def audit(
     judge_id: Optional[str] = typer.Option(None, "--judge-id", help="audit one judge's judgments (default all)"),
     min_clicks: int = typer.Option(3, "--min-clicks"),
     min_impressions: int = typer.Option(20, "--min-impressions"),
+    profile: str = ProfileOpt,
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[list[str]] = SetOpt,
 ) -> None:
     """Flag judgments that strongly disagree with engagement into the judge_audit table."""
-    from strata.engines import EngineConfig
-    from strata.engines import Engines
     from strata.judge.audit import AuditRules, run_audit
     from strata.tables import Lakehouse
 
@@ -188,7 +227,7 @@ def audit(
     lh = Lakehouse(lakehouse)
     rid = f"audit-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        with Engines(EngineConfig()) as eng:
+        with engines_for(load_or_exit(profile, config, set_)) as eng:
             res = run_audit(eng, lh, judge_id, AuditRules(min_clicks, min_impressions), rid)
     except FileNotFoundError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")

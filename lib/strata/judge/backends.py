@@ -1,14 +1,16 @@
-"""Backend registry: a ``JudgeConfig`` -> a ``Judge``; the judge id is known without loading it."""
+"""Backend registry: a ``JudgeConfig`` -> a ``Judge``; the judge id is known without loading it.
+
+``judge_identity`` must give the id the judge itself writes into ``judgments``: the resume looks pairs up by it,
+so each backend's id comes from the one function its judge uses.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from strata.judge.config import JudgeConfig
-from strata.judge.prompt import guideline_id
 
 
 def judge_identity(cfg: JudgeConfig) -> tuple[str, str]:
@@ -20,8 +22,13 @@ def judge_identity(cfg: JudgeConfig) -> tuple[str, str]:
         from strata.judge.generative import identity
 
         return identity(cfg.model or "smollm2", cfg.guideline)
-    version = f"{guideline_id(cfg.guideline)}+{cfg.model}"
-    return f"{cfg.backend}-{cfg.model}@{hashlib.sha1(version.encode()).hexdigest()[:12]}", version
+    if cfg.backend == "vllm":
+        from strata.judge.vllm_backend import judge_identity as vllm_identity
+
+        return vllm_identity(cfg.model, cfg.guideline)
+    from strata.judge.openai_backend import identity
+
+    return identity(cfg.model, cfg.guideline)
 
 
 def load_judge(cfg: JudgeConfig | dict[str, Any], threads: int | None = None):
@@ -36,9 +43,10 @@ def load_judge(cfg: JudgeConfig | dict[str, Any], threads: int | None = None):
 
         return TransformersJudge(cfg.model or "smollm2", cfg.guideline, batch_size=min(cfg.batch_size, 8),
                                  threads=threads)
-    if cfg.backend == "openai":
-        from strata.judge.openai_backend import OpenAIJudge
+    if cfg.backend == "vllm":
+        from strata.judge.vllm_backend import VLLMJudge
 
-        return OpenAIJudge(cfg)
-    raise ValueError("backend 'vllm' runs as a Ray Data LLM processor (strata.judge.vllm_backend), "
-                     "not as an in-process judge")
+        return VLLMJudge(cfg)
+    from strata.judge.openai_backend import OpenAIJudge
+
+    return OpenAIJudge(cfg)

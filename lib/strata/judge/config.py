@@ -41,6 +41,14 @@ class JudgeConfig(BaseModel):
     ray_min_pairs: int = Field(1024, ge=0, description="distilled backend: fewer pairs than this are judged in the "
                                "driver, not by a Ray Data job (its actor and model start cost more than judging a "
                                "thousand pairs with a small cross-encoder); 0 = always Ray. Other backends ignore it")
+    max_error_share: float = Field(0.01, ge=0, le=1, description="largest share (0-1) of a run's pairs the judge "
+                                   "may fail on (status error:backend) before the run fails; failed pairs are "
+                                   "retried by the next run either way. 1 = never fail")
+    # vllm backend (actors = engine replicas, batch_size = rows per engine call)
+    accelerator_type: str | None = Field(None, description="vllm: GPU type of the engine workers (e.g. H100); "
+                                         "None = any GPU")
+    vllm_engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: extra vLLM engine "
+                                               "arguments (e.g. tensor_parallel_size, max_model_len)")
     # openai backend
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"

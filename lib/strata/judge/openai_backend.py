@@ -66,6 +66,12 @@ def probs_from_response(resp: dict[str, Any]) -> np.ndarray:
     return probs
 
 
+def identity(model: str, guideline_version: str) -> tuple[str, str]:
+    """(judge_id, version); the job's resume looks pairs up by this id, so it is computed in one place."""
+    version = f"{guideline_id(guideline_version)}+{model}"
+    return f"openai-{model.split('/')[-1]}@{hashlib.sha1(version.encode()).hexdigest()[:12]}", version
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Never follow a redirect: urllib would re-send the Authorization header to whatever host the
     ``Location`` names. An API endpoint has no reason to redirect a POST; the 3xx becomes a row error."""
@@ -92,8 +98,7 @@ class OpenAIJudge:
         self._api_key = os.environ.get(cfg.api_key_env) or None
         if self._api_key is None:
             log.info("openai judge: $%s is not set; requests carry no Authorization header", cfg.api_key_env)
-        self.version = f"{guideline_id(cfg.guideline)}+{cfg.model}"
-        self.judge_id = f"openai-{cfg.model.split('/')[-1]}@{hashlib.sha1(self.version.encode()).hexdigest()[:12]}"
+        self.judge_id, self.version = identity(cfg.model, cfg.guideline)
         self.limiter = _RateLimiter(cfg.requests_per_second)
         self._opener = urllib.request.build_opener(_NoRedirect)
 

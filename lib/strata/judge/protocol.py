@@ -26,6 +26,9 @@ EMPTY_PRODUCT = "error:empty_product"
 BACKEND_ERROR = "error:backend"
 INVALID_INPUT = "error:invalid_input"  # a row the validator itself could not read
 SCORED = (OK, TRUNCATED)
+# A failure of the judge itself (endpoint down, timeout, engine error, no grade token): no verdict, so the resume
+# judges the pair again. The input errors above are verdicts on the text as given and are not retried.
+RETRIED = (BACKEND_ERROR,)
 
 MAX_QUERY_CHARS = 256
 MAX_PRODUCT_CHARS = 1024

@@ -120,8 +120,9 @@ def calibrate_beir(cfg: JudgeConfig, dataset: str | Path, out: str | Path, split
     j = load_judge(cfg)
     t0 = time.perf_counter()
     outs = []
-    for s in range(0, len(rows), 512):
-        outs += j.judge([JudgeInput(q, d) for q, d, _ in rows[s : s + 512]])
+    step = len(rows) if cfg.backend == "vllm" else 512  # vllm: each call is a Ray Data job and an engine start
+    for s in range(0, len(rows), step):
+        outs += j.judge([JudgeInput(q, d) for q, d, _ in rows[s : s + step]])
     secs = time.perf_counter() - t0
     ok = [i for i, o in enumerate(outs) if o.scored]
     y = np.array([rows[i][2] for i in ok])
@@ -152,10 +153,15 @@ def score_candidates(engines: Any, lakehouse: Any, candidates: str, cfg: JudgeCo
                      use_ray: bool = True, limit: int | None = None) -> dict[str, Any]:
     """Judge every candidate (query, product) of ``candidates`` (a folder, or a table name in the lakehouse)
     not yet judged by this judge, MERGEing into ``judgments``; returns the job's summary and the judgments
-    version it left. ``JudgeDataError`` before any engine starts when ``candidates`` names nothing."""
-    from strata.judge.job import run_judging
+    version it left. ``JudgeDataError`` before any engine starts when ``candidates`` names nothing;
+    ``JudgeFailures`` (its summary with the version too) when the judge failed on too many pairs."""
+    from strata.judge.job import JudgeFailures, run_judging
 
     cands = resolve_candidates(lakehouse, candidates)
-    summary = run_judging(engines, lakehouse, cands, cfg, run_id, use_ray=use_ray, limit=limit)
+    try:
+        summary = run_judging(engines, lakehouse, cands, cfg, run_id, use_ray=use_ray, limit=limit)
+    except JudgeFailures as e:
+        e.summary["judgments_version"] = lakehouse.version("judgments")
+        raise
     summary["judgments_version"] = lakehouse.version("judgments")
     return summary

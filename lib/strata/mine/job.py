@@ -152,6 +152,21 @@ def _judgments_for(spark: Any, lakehouse: Lakehouse, cands: pd.DataFrame, judge_
             .select("query_norm", "product_id", "grade", "p2", "judge_id", "status").toPandas())
 
 
+def _unjudged_reasons(cands: pd.DataFrame, judged: pd.DataFrame) -> dict[str, int]:
+    """Why the guard drops candidates unjudged (``apply_judgments`` keeps only scored ones): no row by this
+    judge (``no_verdict``), a row the judge failed on (``judge_failed``: the next judging run retries it), or
+    any other unscored row (``unusable``: no query or product text)."""
+    from strata.judge.protocol import RETRIED, SCORED
+
+    m = cands[["query_norm", "product_id"]].merge(judged[["query_norm", "product_id", "status", "grade"]],
+                                                  on=["query_norm", "product_id"], how="left", indicator=True)
+    missing = (m["_merge"] == "left_only").to_numpy()
+    failed = ~missing & m["status"].isin(RETRIED).to_numpy()
+    scored = (m["status"].isin(SCORED) & m["grade"].notna()).to_numpy()
+    return {"no_verdict": int(missing.sum()), "judge_failed": int(failed.sum()),
+            "unusable": int((~missing & ~failed & ~scored).sum())}
+
+
 def _cap(examples: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, int]:
     prio = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
     ex = examples.assign(_p=examples["source"].map(prio).fillna(len(prio)),
@@ -296,7 +311,8 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
             judge_summary = run_judging(engines, lakehouse, pd.DataFrame(columns=list(CAND_SCHEMA.names)).assign(
                 product_text=""), judge_cfg, run_id, use_ray=use_ray)
         judge_summary.update({"judged": 0, "unjudged_dropped": 0, "judge_positive": 0,
-                              "judge_positive_by_route": {}})
+                              "judge_positive_by_route": {},
+                              "unjudged_by_reason": {"no_verdict": 0, "judge_failed": 0, "unusable": 0}})
         removed["unjudged"] = 0
     timings["judge"] = time.perf_counter() - t
 
@@ -309,9 +325,12 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
         cands = pq.read_table(str(staging / "cands" / f"{i:06d}.parquet")).to_pandas()
         seeded = pq.read_table(str(staging / "seeded" / f"{i:06d}.parquet")).to_pandas()
         if judge_cfg is not None:
-            mined, jstats = apply_judgments(cands, _judgments_for(spark, lakehouse, cands, judge_id))
+            judged = _judgments_for(spark, lakehouse, cands, judge_id)
+            mined, jstats = apply_judgments(cands, judged)
             for k in ("judged", "unjudged_dropped", "judge_positive"):
                 judge_summary[k] += jstats[k]
+            for k, v in _unjudged_reasons(cands, judged).items():
+                judge_summary["unjudged_by_reason"][k] += v
             by_route = judge_summary["judge_positive_by_route"]
             for k, v in jstats["judge_positive_by_route"].items():
                 by_route[k] = by_route.get(k, 0) + v
@@ -336,6 +355,9 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
         for k, v in examples["source"].value_counts().items():
             by_source[str(k)] = by_source.get(str(k), 0) + int(v)
     timings["guard"] = time.perf_counter() - t
+    if judge_summary and judge_summary["unjudged_dropped"]:
+        log.warning("mine: %d mined candidates dropped unjudged by %s %s (judge_failed: retried by the next judging "
+                    "run)", judge_summary["unjudged_dropped"], judge_id, judge_summary["unjudged_by_reason"])
 
     t = time.perf_counter()
     lakehouse.write(spark.read.parquet(str(staging / "examples")).select(*cols), "training_examples",
