@@ -81,3 +81,27 @@ def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny
     assert "reading the groups before training" in caplog.text
     st = summary["stages"][0]
     assert st["resumed_from_step"] == 2 and st["steps"] == 4
+
+
+@pytest.mark.timeout(900)  # a rank out of step hangs DDP: fail instead of blocking the suite
+def test_two_workers_train_both_stages_with_ddp_over_gloo(engines, train_lakehouse, tiny_st_model, tmp_path):
+    """Two Ray Train workers (DDP on CPU through gloo): both stages finish and the saved model reloads. The BERT
+    pooler, which no loss reaches, does not stop DDP, and rank 0's probe embeddings at the final save do not
+    wait for a collective the other rank never joins (both hung before)."""
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "run2"
+    cfg = _cfg(tmp_path, workers=2, cpus_per_worker=0.5, synthetic_queries=0,
+               stage1={"max_steps": 3, "queries_per_batch": 2, "lr": 5e-5},
+               stage2={"max_steps": 2, "queries_per_batch": 2})
+    summary = train(engines, Lakehouse(train_lakehouse), cfg, "both", out, init_model=tiny_st_model)
+    assert [(s["stage"], s["steps"]) for s in summary["stages"]] == [(1, 3), (2, 2)]
+    got = SentenceTransformer(str(out / "model"), device="cpu", local_files_only=True).encode(list(PROBE_TEXTS))
+    assert np.isfinite(got).all()
+
+
+def test_gpu_workers_count_their_cpus_against_ray_data():
+    from strata.train.runner import cpus_left_for_data
+
+    assert cpus_left_for_data(16, TrainConfig(workers=2, cpus_per_worker=4, use_gpu=True)) == 8
+    assert cpus_left_for_data(8, TrainConfig(workers=2, cpus_per_worker=4, use_gpu=True)) == 0  # read first

@@ -119,7 +119,9 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
     else:
         model = SentenceTransformer(cfg.init_model, device="cpu", local_files_only=True)
     model.max_seq_length = cfg.train.max_seq_length
-    model = ray.train.torch.prepare_model(model)
+    # DDP with more than one worker: the BERT pooler (and any module the loss does not reach) gets no gradient,
+    # which plain DDP treats as an error at the next step; find_unused_parameters lets those ranks agree.
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
     loss_fn, distill = _loss(cfg), _distill(cfg)
     scfg = cfg.scfg
     unlabel_judged = cfg.stage == 2 and not cfg.train.stage2.label_judged
@@ -145,9 +147,11 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
                     # The in-memory model's embeddings of a few fixed texts: the reload check compares them.
                     import numpy as np
 
-                    model.eval()
+                    # Through the unwrapped module: a DDP forward syncs buffers with every rank, and only rank
+                    # 0 is here, so it would wait for the others for ever.
+                    core.eval()
                     with torch.no_grad():
-                        np.save(Path(d) / PROBE_FILE, _embed(model, list(cfg.probe_texts), device).cpu().numpy())
+                        np.save(Path(d) / PROBE_FILE, _embed(core, list(cfg.probe_texts), device).cpu().numpy())
                 torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
                             "epoch": epoch, "mlflow_run_id": mlflow_run_id}, Path(d) / STATE_FILE)
                 ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))

@@ -80,6 +80,12 @@ def _resolve_base(name: str) -> str:
     return resolve_model(name)
 
 
+def cpus_left_for_data(cluster_cpus: float, cfg: TrainConfig) -> float:
+    """CPUs the train workers leave for Ray Data's read tasks. A GPU worker still holds its
+    ``cpus_per_worker`` (the ScalingConfig asks for them beside the GPU), so GPU runs count them too."""
+    return cluster_cpus - cfg.workers * cfg.cpus_per_worker
+
+
 def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init_model: str,
                 out: Path) -> StageResult:
     """One stage on Ray Train; resumes from ``out/ray``'s latest checkpoint when one exists."""
@@ -109,8 +115,8 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
     if loop_cfg.with_teacher:
         cols += ("teachers", "judged")  # the judge's soft grades and which rows are the judge's
     ds = ray_dataset(ray, groups, stage, cols)
-    free = float(ray.cluster_resources().get("CPU", 0)) - cfg.workers * (0 if cfg.use_gpu else cfg.cpus_per_worker)
-    if not cfg.use_gpu and free < 1:
+    free = cpus_left_for_data(float(ray.cluster_resources().get("CPU", 0)), cfg)
+    if free < 1:
         # Workers that take every CPU leave none for Ray Data's read tasks, which would then wait forever:
         # read the groups into the object store first (spilled to disk if large), then train.
         log.info("stage %d: train workers take all but %.1f CPUs; reading the groups before training", stage, free)
