@@ -87,8 +87,9 @@ def test_runtime_env_ships_repo_requirements_and_env_names_only(monkeypatch):
     assert ".venv/" in env["excludes"] and "runs/" in env["excludes"]
     import tomllib
 
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert env["pip"] == deps
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert env["pip"] == project["dependencies"] + project["optional-dependencies"]["cpu"]
+    assert any(r.startswith("faiss-cpu") for r in env["pip"]) and not any("faiss-gpu" in r for r in env["pip"])
     assert env["env_vars"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY}", "STRATA_DATA": "${STRATA_DATA}",
                                "STRATA_RAY_ADDRESS": "auto"}
     payload = json.dumps(env)

@@ -16,8 +16,13 @@ from __future__ import annotations
 import logging
 import math
 
-import faiss
 import numpy as np
+
+try:
+    import faiss
+except ImportError as e:  # the build is an extra: faiss-cpu and faiss-gpu both provide the `faiss` module
+    raise ImportError("faiss is not installed: pip install 'strata-retrieval[cpu]' (faiss-cpu), or '[gpu]' "
+                      "(faiss-gpu-cu12, on a CUDA 12 image)") from e
 
 log = logging.getLogger(__name__)
 

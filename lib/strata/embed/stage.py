@@ -107,7 +107,7 @@ def embed_catalog(
     Products stream in ``cfg.stream_rows`` at a time (see ``catalog_vectors``), so the catalog's text is never
     in driver memory at once; with ``cfg.index="ivfpq"`` neither are its vectors (disk memmap, IVF-PQ index).
     """
-    import faiss
+    from strata.embed.index import faiss
 
     from strata.embed.index import build_index
     from strata.embed.retriever import DenseRetriever

@@ -137,7 +137,7 @@ def query_blocks(n: int, size: int = QUERY_BLOCK) -> list[tuple[int, int]]:
     ``distance_compute_blas_query_bs`` queries (the float rounding depends on those shapes). So at or above the
     threshold, blocks are whole multiples of that sub-block and at least the threshold long (a short tail
     joins the previous block): every call then runs the same BLAS products as the single call."""
-    import faiss
+    from strata.embed.index import faiss
 
     blas_min = int(faiss.cvar.distance_compute_blas_threshold)
     if n >= blas_min:

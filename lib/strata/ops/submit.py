@@ -122,10 +122,17 @@ def entrypoint(stage: str, args: Sequence[str] = (), python: str = "python") -> 
     return shlex.join([python, job_file(stage), *job_args(stage, args)])
 
 
-def requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
-    """The package's own runtime requirements ([project].dependencies)."""
+def requirements(pyproject: Path = REPO / "pyproject.toml", extras: Sequence[str] = ("cpu",)) -> list[str]:
+    """The package's own runtime requirements ([project].dependencies) plus those of ``extras`` (the FAISS build
+    is an extra: ``cpu`` unless the cluster image brings ``gpu``)."""
     with open(pyproject, "rb") as f:
-        return list(tomllib.load(f)["project"]["dependencies"])
+        project = tomllib.load(f)["project"]
+    out = list(project["dependencies"])
+    for extra in extras:
+        if extra not in project.get("optional-dependencies", {}):
+            raise SubmitError(f"no extra {extra!r} in {pyproject}")
+        out += project["optional-dependencies"][extra]
+    return out
 
 
 def refuse_secret_values(items: Iterable[str], what: str) -> None:
