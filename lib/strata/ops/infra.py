@@ -28,6 +28,18 @@ _DB_ARGS = ["--profile", "{{job.parameters.profile}}",
 _KUBE_ROOT = "/mnt/strata/prod"
 
 
+def _gpu_faiss() -> str:
+    """The GPU FAISS requirement of pyproject's [gpu] extra (the wheel carries no FAISS build)."""
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    return next(r for r in extra if r.startswith("faiss-gpu"))
+
+
+# The GPU cluster's tasks add the GPU FAISS build to the wheel.
+_GPU_LIBS = ["      - pypi:", f"          package: {_gpu_faiss()}"]
+
+
 class InfraDrift(RuntimeError):
     """A checked-in file differs from what the graph renders."""
 
@@ -63,7 +75,7 @@ def databricks_nightly(indent: str) -> list[str]:
                 "    spark_python_task:",
                 "      python_file: ../../../jobs/run.py",
                 f"      parameters: {_yaml_list([*_DB_ARGS, '--only', s.name])}",
-                "    libraries:", "      - whl: ../../../dist/*.whl"]
+                "    libraries:", "      - whl: ../../../dist/*.whl", *(_GPU_LIBS if ray else [])]
         prev = s.task_key
     return [indent + line for line in out]
 
@@ -83,7 +95,7 @@ def databricks_refresh(indent: str) -> list[str]:
            "      parameters: " + _yaml_list(["--profile", "{{job.parameters.profile}}",
                                                "--out", "{{job.parameters.state_dir}}",
                                                "--lakehouse", "{{job.parameters.lakehouse}}"]),
-           "    libraries:", "      - whl: ../../../dist/*.whl"]
+           "    libraries:", "      - whl: ../../../dist/*.whl", *_GPU_LIBS]
     return [indent + line for line in out]
 
 
