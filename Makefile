@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test`, a whole module per worker (0 = one process): 19.6 vs 24.5 min on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo run test test-fast bench clean
+.PHONY: setup demo run test test-cluster test-fast bench clean
 
 setup: $(STAMP)
 
@@ -35,7 +35,12 @@ test: setup
 	@sh tests/tools/ensure_chromium.sh  # report.html render test; skips with a reason if it cannot install
 	@sh tests/tools/ensure_strace.sh  # crash-at-commit tests; skip with a reason if it cannot install
 	$(BIN)/lint-imports --no-cache  # the import layers of pyproject.toml
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster" $(PYTEST_ARGS)
+
+# The local multi-process cluster (a standalone Sail Spark Connect server, a two-node Ray cluster on loopback;
+# tests/cluster/conftest.py starts and stops them): the graph step by step as a scheduler runs it.
+test-cluster: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/cluster -m cluster $(PYTEST_ARGS)
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
