@@ -80,3 +80,30 @@ def pytest_unconfigure(config):  # noqa: ANN001
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_EXIT["status"])
+
+
+@pytest.fixture
+def products_lakehouse():
+    """A factory: ``n`` products in several files under ``root`` (Delta: appends of 25; parquet: row groups of
+    10), a quarter of them in catalog ``other``, the rest in ``shop``; returns the Lakehouse."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from strata.tables import Lakehouse, spec
+
+    def make(root, n: int, fmt: str = "delta") -> Lakehouse:
+        rows = [dict(product_id=f"p{(i * 7919) % n:04d}", source="shop" if i % 4 else "other",
+                     title=f"title {i}", description="d" * (i % 5) or None, brand=None, category_id=None,
+                     attributes=[]) for i in range(n)]
+        table = pa.Table.from_pylist(rows, schema=spec("products").schema)
+        if fmt == "delta":
+            for s in range(0, n, 25):  # several files, as appends leave them
+                write_deltalake(str(root / "products"), table.slice(s, 25), mode="append")
+        else:
+            import pyarrow.parquet as pq
+
+            (root / "products").mkdir(parents=True)
+            pq.write_table(table, str(root / "products" / "part-0.parquet"), row_group_size=10)
+        return Lakehouse(root, fmt)
+
+    return make

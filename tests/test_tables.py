@@ -1,27 +1,8 @@
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from deltalake import write_deltalake
 
 from strata.tables import TABLES, Lakehouse, empty_frame, spec
-
-
-def _products(root, n: int, fmt: str = "delta") -> Lakehouse:
-    """``n`` products in several files (Delta: appends of 25; parquet: row groups of 10); a quarter of them in
-    catalog ``other``, the rest in ``shop``."""
-    rows = [dict(product_id=f"p{(i * 7919) % n:04d}", source="shop" if i % 4 else "other", title=f"title {i}",
-                 description="d" * (i % 5) or None, brand=None, category_id=None, attributes=[]) for i in range(n)]
-    table = pa.Table.from_pylist(rows, schema=spec("products").schema)
-    if fmt == "delta":
-        for s in range(0, n, 25):  # several files, as appends leave them
-            write_deltalake(str(root / "products"), table.slice(s, 25), mode="append")
-    else:
-        import pyarrow.parquet as pq
-
-        (root / "products").mkdir(parents=True)
-        pq.write_table(table, str(root / "products" / "part-0.parquet"), row_group_size=10)
-    return Lakehouse(root, fmt)
 
 
 def test_every_table_has_keys_in_its_schema():
@@ -68,8 +49,8 @@ def test_specs_are_importable_from_tables_and_table_specs():
 
 
 @pytest.mark.parametrize("fmt", ["delta", "parquet"])
-def test_scan_batches_filters_and_bounds_batches(tmp_path, fmt):
-    lh = _products(tmp_path, 100, fmt)
+def test_scan_batches_filters_and_bounds_batches(tmp_path, fmt, products_lakehouse):
+    lh = products_lakehouse(tmp_path, 100, fmt)
     batches = list(lh.scan_batches("products", ["product_id", "source"], filter=pc.field("source") == "shop",
                                    batch_rows=7))
     assert all(b.num_rows <= 7 for b in batches)
@@ -78,8 +59,8 @@ def test_scan_batches_filters_and_bounds_batches(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["delta", "parquet"])
-def test_scan_frame_filters_masks_and_keeps_the_schema_when_empty(tmp_path, fmt):
-    lh = _products(tmp_path, 8, fmt)
+def test_scan_frame_filters_masks_and_keeps_the_schema_when_empty(tmp_path, fmt, products_lakehouse):
+    lh = products_lakehouse(tmp_path, 8, fmt)
     # i = 0..7: product_id p{i * 7919 % 8} = p0, p7, p6, p5, p4, p3, p2, p1; source other for i = 0, 4
     other = lh.scan_frame("products", ["product_id", "title"], filter=pc.field("source") == "other")
     assert sorted(zip(other["product_id"], other["title"])) == [("p0000", "title 0"), ("p0004", "title 4")]

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-from deltalake import write_deltalake
 
 from strata.embed.cache import EmbeddingCache
 from strata.embed.stage import catalog_vectors
-from strata.tables import Lakehouse, spec
 from strata.text import product_text
 
 
-def _products(root, n: int, fmt: str = "delta") -> Lakehouse:
-    rows = [dict(product_id=f"p{(i * 7919) % n:04d}", source="shop" if i % 4 else "other", title=f"title {i}",
-                 description="d" * (i % 5) or None, brand=None, category_id=None, attributes=[]) for i in range(n)]
-    table = pa.Table.from_pylist(rows, schema=spec("products").schema)
-    if fmt == "delta":
-        for s in range(0, n, 25):  # several files, as appends leave them
-            write_deltalake(str(root / "products"), table.slice(s, 25), mode="append")
-    else:
-        import pyarrow.parquet as pq
-
-        (root / "products").mkdir(parents=True)
-        pq.write_table(table, str(root / "products" / "part-0.parquet"), row_group_size=10)
-    return Lakehouse(root, fmt)
-
-
-def test_catalog_vectors_steps_and_order(tmp_path):
-    lh = _products(tmp_path, 100)
+def test_catalog_vectors_steps_and_order(tmp_path, products_lakehouse):
+    lh = products_lakehouse(tmp_path, 100)
     calls: list[list[str]] = []
 
     def embed(texts, desc):
@@ -81,8 +63,8 @@ def test_query_blocks_search_like_one_call():
         faiss.cvar.distance_compute_blas_threshold, faiss.cvar.distance_compute_blas_query_bs = old
 
 
-def test_spilled_catalog_vectors_are_a_memmap_equal_to_the_in_memory_ones(tmp_path):
-    lh = _products(tmp_path / "lh", 100)
+def test_spilled_catalog_vectors_are_a_memmap_equal_to_the_in_memory_ones(tmp_path, products_lakehouse):
+    lh = products_lakehouse(tmp_path / "lh", 100)
 
     def embed(texts, desc):
         return np.array([[float(t.split()[1]), len(t)] for t in texts], dtype=np.float32)
