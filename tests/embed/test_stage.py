@@ -10,11 +10,10 @@ import numpy as np
 
 from strata.embed.config import EmbedConfig
 from strata.embed.stage import embed_catalog
-from tests.scale.test_streaming import _products
 
 
-def test_ivfpq_embed_stage_writes_the_same_vectors_from_disk(tmp_path):
-    lh = _products(tmp_path / "lh", 400)  # 300 products in catalog "shop"
+def test_ivfpq_embed_stage_writes_the_same_vectors_from_disk(tmp_path, products_lakehouse):
+    lh = products_lakehouse(tmp_path / "lh", 400)  # 300 products in catalog "shop"
     flat = embed_catalog(None, lh, "shop", EmbedConfig(max_seq_length=16, stream_rows=64), tmp_path / "flat")
     ivf = embed_catalog(None, lh, "shop", EmbedConfig(max_seq_length=16, stream_rows=64, index="ivfpq"),
                         tmp_path / "ivf")
