@@ -107,3 +107,72 @@ def products_lakehouse():
         return Lakehouse(root, fmt)
 
     return make
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The S3-compatible test server's address and credentials are in the environment from the start of the session
+# (the server itself starts when a test asks for ``s3_server``): every engine a test starts, local Ray's worker
+# processes included, then reads them as a cluster node reads its own. Tests never reach a real S3.
+_S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+os.environ.update({"AWS_ENDPOINT_URL": _S3_ENDPOINT, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "strata-test",
+                   "AWS_SECRET_ACCESS_KEY": "strata-test", "AWS_REGION": "us-east-1"})
+for _k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_k, None)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto's server mode, a process of its own on the loopback port the session's
+    ``AWS_ENDPOINT_URL`` names): yields ``bucket(name) -> "s3://name"``, which creates a bucket. Stopped at the
+    end of the session (that process only, by its process group)."""
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        pytest.skip("moto[server] not installed: the S3-compatible test server cannot start (make setup)")
+    port = int(_S3_ENDPOINT.rsplit(":", 1)[1])
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{_S3_ENDPOINT}/moto-api/", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.skip(f"moto server did not start within 60 s: {log.read_text(errors='replace')[-500:]}")
+            time.sleep(0.3)
+
+    def bucket(name: str) -> str:
+        import boto3
+
+        boto3.client("s3", endpoint_url=_S3_ENDPOINT).create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+    bucket.endpoint = _S3_ENDPOINT
+    try:
+        yield bucket
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

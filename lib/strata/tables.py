@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from strata.storage import ObjectPath, StoragePath, location
 from strata.table_specs import TABLES, TableSpec, empty_frame, spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,17 +33,31 @@ BATCH_ROWS = 4096
 
 
 class Lakehouse:
-    """Table locations under one root, and Spark/delta-rs I/O for them."""
+    """Table locations under one root (a local folder or an ``s3://`` URI: ``strata.storage``), and Spark/delta-rs
+    I/O for them."""
 
-    def __init__(self, root: str | Path, fmt: str = "delta"):
-        self.root = Path(root).expanduser().resolve()
+    def __init__(self, root: "str | Path | ObjectPath", fmt: str = "delta"):
+        self.root: StoragePath = location(root)
         if fmt not in ("delta", "parquet"):
             raise ValueError(f"lakehouse.format: must be delta or parquet (got {fmt!r})")
         self.format = fmt
+        if fmt == "parquet" and isinstance(self.root, ObjectPath):
+            # parquet upserts swap folders by rename, which an object store cannot do atomically
+            raise ValueError(f"lakehouse.format=parquet needs a local root (got {self.root}): object storage "
+                             "takes lakehouse.format=delta")
 
-    def path(self, name: str) -> Path:
+    @property
+    def remote(self) -> bool:
+        return isinstance(self.root, ObjectPath)
+
+    def path(self, name: str) -> StoragePath:
         spec(name)
         return self.root / name
+
+    def staging(self, name: str) -> StoragePath:
+        """``<root>/_staging/<name>``: where a job stages files that Spark and the driver both read, so on a
+        cluster it is the lakehouse's own (shared) storage. The job removes it when it ends."""
+        return self.root / "_staging" / name
 
     def exists(self, name: str) -> bool:
         p = self.path(name)

@@ -51,13 +51,17 @@ def tables() -> dict[str, pa.Table]:
     }
 
 
-@pytest.fixture
-def mine_lakehouse(tmp_path) -> Path:
+@pytest.fixture(params=["local", "s3"])
+def mine_lakehouse(request, tmp_path) -> "Path | str":
+    """The hand-made lakehouse in a local folder, and in a bucket of a real S3-compatible server (``s3_server``)."""
     from deltalake import write_deltalake
 
-    root = tmp_path / "lh"
+    if request.param == "s3":
+        root = request.getfixturevalue("s3_server")(f"mine-{abs(hash(request.node.name)) % 10**8}") + "/lh"
+    else:
+        root = tmp_path / "lh"
     for name, table in tables().items():
-        write_deltalake(str(root / name), table, mode="overwrite")
+        write_deltalake(f"{root}/{name}", table, mode="overwrite")
     return root
 
 

@@ -64,23 +64,34 @@ def test_killed_worker_resumes_from_checkpoint(engines, train_lakehouse, tiny_st
 
 
 def test_killed_run_restarts_from_last_checkpoint(engines, train_lakehouse, tiny_st_model, tmp_path, monkeypatch,
-                                                  caplog):
+                                                  caplog, s3_server):
+    """A killed run restarts from its last checkpoint, here with ``train.storage`` in object storage (a real
+    S3-compatible server): the groups and the checkpoints are there, none under the run directory, and the
+    restart finds them from the same run directory."""
+    from strata.storage import ObjectPath
+    from strata.train.runner import shared_root
+
     out = tmp_path / "run"
     lh = Lakehouse(train_lakehouse)
+    store = s3_server("train-ckpt") + "/strata"
     monkeypatch.setenv("STRATA_TRAIN_CRASH_AT", "3")
     with pytest.raises(Exception):
-        train(engines, lh, _cfg(tmp_path, max_failures=0), "1", out, init_model=tiny_st_model)
-    ckpt, step = latest_checkpoint(out / "stage1" / "ray")
-    assert ckpt is not None and step == 2
+        train(engines, lh, _cfg(tmp_path, max_failures=0, storage=store), "1", out, init_model=tiny_st_model)
+    shared = shared_root(_cfg(tmp_path, storage=store), out)
+    assert str(shared).startswith(store + "/") and (shared / "groups").is_dir()
+    ckpt, step = latest_checkpoint(shared / "stage1" / "ray")
+    assert isinstance(ckpt, ObjectPath) and step == 2
+    assert not (out / "groups").exists() and not (out / "stage1" / "ray").exists()
     monkeypatch.delenv("STRATA_TRAIN_CRASH_AT")
     # The restart's worker takes 1.5 of the 2 CPUs: too few are left for Ray Data's read tasks, so the runner
     # reads the groups before training (streaming them would wait forever).
     with caplog.at_level("INFO", logger="strata.train.runner"):
-        summary = train(engines, lh, _cfg(tmp_path, max_failures=0, cpus_per_worker=1.5), "1", out,
+        summary = train(engines, lh, _cfg(tmp_path, max_failures=0, cpus_per_worker=1.5, storage=store), "1", out,
                         init_model=tiny_st_model)
     assert "reading the groups before training" in caplog.text
     st = summary["stages"][0]
     assert st["resumed_from_step"] == 2 and st["steps"] == 4
+    assert summary["groups_path"] == str(shared / "groups") and (out / "model" / "modules.json").is_file()
 
 
 @pytest.mark.timeout(900)  # a rank out of step hangs DDP: fail instead of blocking the suite

@@ -49,7 +49,7 @@ def ingest(
     source: str = typer.Option(..., "--source", help="homedepot | bestbuy-small | bestbuy-catalog | "
                                "google-taxonomy | wands | esci | beir | table (with --mapping)"),
     path: Path = typer.Option(..., "--path", help="the dataset file or folder"),
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root; tables at DIR/<table>"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root; tables at DIR/<table>"),
     limit: Optional[int] = typer.Option(None, "--limit", help="read at most N records"),
     fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
     dev_fraction: float = typer.Option(0.2, "--dev-fraction"),
@@ -105,7 +105,7 @@ def ingest(
 
 
 def enrich_categories(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root"),
     source: str = typer.Option("homedepot", "--source", help="products namespace to enrich"),
     taxonomy: str = typer.Option("google", "--taxonomy", help="taxonomy source to assign from"),
     threshold: float = typer.Option(0.45, "--threshold", help="min cosine to assign"),
@@ -135,7 +135,7 @@ def enrich_categories(
 
 
 def features(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root"),
     fmt: str = typer.Option("delta", "--format", help="delta | parquet"),
     profile: str = ProfileOpt,
     config: Optional[Path] = ConfigOpt,

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def embed(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root holding `products`"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root holding `products`"),
     catalog: str = typer.Option(..., "--catalog", help="products namespace, e.g. homedepot, bestbuy"),
     out: Path = typer.Option(..., "--out", help="folder for ids.txt, vectors.npy, index.faiss, meta.json"),
     model: str = typer.Option("baseline", "--model", help="baseline | MODEL_DIR"),

@@ -101,7 +101,7 @@ def compare(
 
 
 def export_beir(
-    lakehouse: Path = typer.Option(..., "--lakehouse"),
+    lakehouse: str = typer.Option(..., "--lakehouse"),
     dataset: str = typer.Option("homedepot", "--dataset", help="labels source to export"),
     split: str = typer.Option("dev", "--split"),
     out: Path = typer.Option(..., "--out", help="BEIR folder to write"),

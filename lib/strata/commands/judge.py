@@ -49,7 +49,7 @@ def _judge_default(field: str) -> Any:
 
 @judge_app.command("train")
 def train(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root holding labels + products"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root holding labels + products"),
     out: Path = typer.Option(..., "--out", help="folder for the trained judge"),
     source: Optional[str] = typer.Option(None, "--source", help="only this labels source"),
     name: Optional[str] = _knob("name", "--name"),
@@ -155,7 +155,7 @@ def calibrate(
 
 @judge_app.command("score")
 def score(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root; judgments are written here"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root; judgments are written here"),
     candidates: str = typer.Option(..., "--candidates", help="a Delta/parquet folder, or a table name in "
                                    "the lakehouse (labels = re-judge the human-labelled pairs)"),
     judge: Optional[Path] = typer.Option(None, "--judge", help="trained distilled judge dir"),
@@ -211,7 +211,7 @@ def score(
 
 @judge_app.command("audit")
 def audit(
-    lakehouse: Path = typer.Option(..., "--lakehouse"),
+    lakehouse: str = typer.Option(..., "--lakehouse"),
     judge_id: Optional[str] = typer.Option(None, "--judge-id", help="audit one judge's judgments (default all)"),
     min_clicks: int = typer.Option(3, "--min-clicks"),
     min_impressions: int = typer.Option(20, "--min-impressions"),

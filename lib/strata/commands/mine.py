@@ -39,7 +39,7 @@ def judge_choice(cfg: Any, judge: Optional[Path], no_judge: bool) -> tuple[Any, 
 
 @mine_app.command("run")
 def run(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root (labels/engagement, products, features)"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root (labels/engagement, products, features)"),
     profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML overriding the profile"),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="override: mine.n_ann=10 (repeatable)"),
@@ -71,7 +71,7 @@ def run(
 
 @mine_app.command("inspect")
 def inspect(
-    lakehouse: Path = typer.Option(..., "--lakehouse"),
+    lakehouse: str = typer.Option(..., "--lakehouse"),
     query: str = typer.Option(..., "--query", help="the query (normalised before lookup)"),
     catalog: Optional[str] = typer.Option(None, "--catalog"),
     as_json: bool = typer.Option(False, "--json", help="print rows as JSON instead of a table"),

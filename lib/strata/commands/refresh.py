@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def refresh(
     out: Path = typer.Option(..., "--out", help="state dir: state.json, lock, registry (mlruns), index, runs/"),
-    lakehouse: Optional[Path] = typer.Option(None, "--lakehouse", help="table root (default: lakehouse.root, "
+    lakehouse: Optional[str] = typer.Option(None, "--lakehouse", help="table root (default: lakehouse.root, "
                                              "else OUT/lakehouse)"),
     profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML overriding the profile"),
@@ -43,7 +43,7 @@ def refresh(
 
         print_plan(cfg, "refresh")
         return
-    root = lakehouse or (Path(cfg.lakehouse.root) if cfg.lakehouse.root else out / "lakehouse")
+    root = lakehouse or cfg.lakehouse.root or out / "lakehouse"
     cfg = cfg.model_copy(update={"lakehouse": cfg.lakehouse.model_copy(update={"root": str(root)})})
     try:
         res = run_refresh(cfg, out)

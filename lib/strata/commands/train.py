@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    lakehouse: Path = typer.Option(..., "--lakehouse", help="table root holding training_examples + products"),
+    lakehouse: str = typer.Option(..., "--lakehouse", help="table root holding training_examples + products"),
     out: Path = typer.Option(..., "--out", help="run folder: stage1/, stage2/, model/, mlruns/, train.json"),
     stage: str = typer.Option("both", "--stage", help="1 | 2 | both"),
     profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),

@@ -23,7 +23,6 @@ Duplicate keys are found on a narrow projection, so no step sorts the wide text 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 
 from strata.ingest.config import COLUMNS, GRADES, check_mapping  # noqa: F401  (the mapping rules live with the config)
 from strata.sources.base import MAX_RAW, MAX_TITLE, SourceSchemaError
+from strata.storage import rmtree
 from strata.tables import Lakehouse, spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,7 +236,7 @@ def ingest_table(spark: "SparkSession", lakehouse: Lakehouse, path: str | Path, 
     path = Path(path)
     table = cfg.target
     checked = _checked(read_source_table(spark, path, cfg), cfg, split, path.name, limit)
-    staging = lakehouse.root / "_staging" / f"ingest-{run_id}-{uuid.uuid4().hex[:6]}"
+    staging = lakehouse.staging(f"ingest-{run_id}-{uuid.uuid4().hex[:6]}")
     try:  # staged once: the scan order (_row) is fixed for the counts, the MERGE and the quarantine
         checked.write.mode("overwrite").parquet(str(staging))
         rows = _resolved(spark.read.parquet(str(staging)), table)
@@ -250,7 +250,7 @@ def ingest_table(spark: "SparkSession", lakehouse: Lakehouse, path: str | Path, 
                 F.lit(cfg.namespace).alias("source"), F.lit(table).alias("target_table"), "location", "raw",
                 F.col("why").alias("reason"), F.lit(run_id).alias("run_id")))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        rmtree(staging)
     counts = {"source": cfg.namespace, "target_table": table, "read": read, "accepted": accepted,
               "quarantined": read - accepted, "upserted": keys, "seconds": round(time.perf_counter() - t0, 3)}
     append(spark, lakehouse, "ingest_log",

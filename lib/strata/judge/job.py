@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,6 +33,7 @@ from strata.judge.backends import judge_identity, load_judge
 from strata.judge.config import JudgeConfig
 from strata.judge.protocol import RETRIED, SCORED, JudgeInput
 from strata.judge.staging import CANDIDATE_COLUMNS, Todo, stage_candidates  # noqa: F401 - re-exported
+from strata.storage import rmtree
 from strata.tables import Lakehouse
 from strata.text import normalize_query, product_text
 
@@ -225,13 +225,13 @@ def run_judging(
         todo = Todo(total=len(frame), n=len(todo_frame), frame=todo_frame)
     else:
         todo = stage_candidates(engines.spark, lakehouse, candidates, judge_id,
-                                lakehouse.root / "_staging" / f"judge-{run_id}", limit)
+                                lakehouse.staging(f"judge-{run_id}"), limit)
     try:
         summary = _judge_todo(engines, lakehouse, todo, cfg, run_id, judge_id, version, use_ray, writer, progress,
                               vllm_build)
     finally:
         if todo.staging is not None:
-            shutil.rmtree(todo.staging, ignore_errors=True)
+            rmtree(todo.staging)
             try:
                 todo.staging.parent.rmdir()  # _staging itself, unless another run is staging there
             except OSError:

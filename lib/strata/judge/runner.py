@@ -140,13 +140,15 @@ def resolve_candidates(lakehouse: Any, candidates: str) -> object:
     comes through this process), the human-labelled pairs (``labels``) as a frame built here."""
     from strata.judge.job import read_candidates
     from strata.judge.pairs import labels_candidates
+    from strata.storage import location
     from strata.tables import TABLES
 
     if candidates in TABLES:
         return read_candidates(labels_candidates(lakehouse)) if candidates == "labels" else lakehouse.path(candidates)
-    if not Path(candidates).exists():
+    where = location(candidates)
+    if not where.exists():
         raise JudgeDataError(f"{candidates}: no such folder or table")
-    return Path(candidates)
+    return where
 
 
 def score_candidates(engines: Any, lakehouse: Any, candidates: str, cfg: JudgeConfig, run_id: str, *,

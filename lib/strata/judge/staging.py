@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from strata.judge.protocol import RETRIED
+from strata.storage import StoragePath, location, parquet_dataset
 from strata.tables import Lakehouse
 
 CANDIDATE_COLUMNS = ("source", "query", "query_norm", "product_id", "product_text", "category")
@@ -29,7 +30,7 @@ class Todo:
     n: int  # still to judge
     frame: pd.DataFrame | None = None
     files: list[str] = field(default_factory=list)
-    staging: Path | None = None
+    staging: StoragePath | None = None
 
     def ray_dataset(self, ray: Any, block_rows: int) -> Any:
         """Blocks whose rows are ordered shortest text first, so batches pad little (as in ray_embed)."""
@@ -51,10 +52,7 @@ class Todo:
             for s in range(0, self.n, rows):
                 yield self.frame.iloc[s : s + rows]
             return
-        import pyarrow.dataset as pads
-
-        for b in pads.dataset(self.files, format="parquet").to_batches(columns=list(CANDIDATE_COLUMNS),
-                                                                     batch_size=rows):
+        for b in parquet_dataset(self.files).to_batches(columns=list(CANDIDATE_COLUMNS), batch_size=rows):
             if b.num_rows:
                 yield b.to_pandas()
 
@@ -63,7 +61,7 @@ def _shortest_first(block: pa.Table) -> pa.Table:
     return block.sort_by("text_len").drop_columns(["text_len"])
 
 
-def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_id: str, staging: str | Path,
+def stage_candidates(spark: Any, lakehouse: Lakehouse, path: "str | StoragePath", judge_id: str, staging: "str | StoragePath",
                      limit: int | None = None) -> Todo:
     """Spark: the candidates table at ``path`` (Delta or parquet) -> the pairs ``judge_id`` has not judged,
     as parquet under ``staging``. Same rules as ``read_candidates`` + ``missing_pairs``: product_text from
@@ -73,7 +71,7 @@ def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_i
 
     from strata.sparkfn import normalize_query_udf, product_text_udf
 
-    p = Path(path)
+    p = location(path)
     fmt = "delta" if (p / "_delta_log").is_dir() else "parquet"
     df = spark.read.format(fmt).load(str(p))
     names = set(df.columns)
@@ -100,7 +98,7 @@ def stage_candidates(spark: Any, lakehouse: Lakehouse, path: str | Path, judge_i
           .select("query_norm", "product_id", *[F.col("r")[c].alias(c) for c in rest]))
     if limit:
         df = df.orderBy("query_norm", "product_id").limit(limit)
-    staging = Path(staging)
+    staging = location(staging)
     staging.mkdir(parents=True, exist_ok=True)
     cands_dir = staging / "candidates"
     df.write.mode("overwrite").parquet(str(cands_dir))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from strata.mine.config import ROUTES, MineConfig
 from strata.mine.guard import apply_judgments, margin_rule
 from strata.mine.seeds import seed_examples
 from strata.mine.structured import structured_candidates
+from strata.storage import StoragePath, parquet_dataset, rmtree
 from strata.tables import Lakehouse, spec
 from strata.text import query_bucket
 
@@ -108,7 +109,7 @@ def _bucket(n_buckets: int) -> Any:
     return hash_bucket("catalog", "query_norm", buckets=n_buckets).cast("int")
 
 
-def _read_part(path: Path, catalog: str, bucket: int, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_part(path: StoragePath, catalog: str, bucket: int, columns: list[str] | None = None) -> pd.DataFrame:
     """One (catalog, bucket) of a staged parquet folder written ``partitionBy("_b")``: only that bucket's
     files are read (``catalog`` filtered as they stream)."""
     import pyarrow.dataset as ds
@@ -117,18 +118,18 @@ def _read_part(path: Path, catalog: str, bucket: int, columns: list[str] | None 
     files = sorted(str(f) for f in part.glob("*.parquet")) if part.is_dir() else []
     if not files:  # no row in this bucket (Sail writes no file for an empty result)
         return pd.DataFrame(columns=columns or [])
-    d = ds.dataset(files, format="parquet")
+    d = parquet_dataset(files)
     return d.to_table(columns=columns, filter=ds.field("catalog") == catalog).to_pandas()
 
 
-def _write_part(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+def _write_part(df: pd.DataFrame, schema: pa.Schema, path: StoragePath) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False), str(path))
 
 
-def _stage_for_judge(spark: Any, cands: Path, out: Path) -> Path:
+def _stage_for_judge(spark: Any, cands: StoragePath, out: StoragePath) -> StoragePath:
     """The staged candidate pairs with their product's title and description, joined and written by Spark as
     parquet under ``out`` for the judging job (``run_judging`` on a path): the candidates' text never reaches
     the driver. A candidate whose product is missing keeps its row with an empty text."""
@@ -195,16 +196,16 @@ def run_mining(
     candidates, the judge (if any) scores every staged candidate in one job, pass 2 applies the guard and
     the per-query cap. Spark then replaces ``training_examples`` with the staged examples in one commit."""
     judging = judge_cfg is not None and cfg.use_judge
-    staging = lakehouse.root / "_staging" / f"mine-{run_id}"
+    staging = lakehouse.staging(f"mine-{run_id}")
     # A killed mining run leaves its folder behind. Mining rewrites the whole table, so two mining runs on one
     # lakehouse never overlap usefully: every earlier run's leftovers go.
-    for old in (lakehouse.root / "_staging").glob("mine-*"):
-        shutil.rmtree(old, ignore_errors=True)
+    for old in staging.parent.glob("mine-*"):
+        rmtree(old)
     try:
         return _mine(engines, lakehouse, cfg, split, embed_cfg, judge_cfg if judging else None, run_id, use_ray,
                      staging)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        rmtree(staging)
         try:
             staging.parent.rmdir()  # _staging itself, unless another run is staging there
         except OSError:
@@ -212,7 +213,7 @@ def run_mining(
 
 
 def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfig, embed_cfg: EmbedConfig,
-          judge_cfg: Any, run_id: str, use_ray: bool, staging: Path) -> MineResult:
+          judge_cfg: Any, run_id: str, use_ray: bool, staging: StoragePath) -> MineResult:
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F
 
@@ -253,7 +254,9 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
         # Products stream through the embedder embed_cfg.stream_rows at a time: the driver holds the
         # catalog's ids and vectors (for FAISS), never its text. One index serves every query bucket.
         # ivfpq: the vectors go to a disk memmap under the staging folder; the index holds only PQ codes.
-        spill = staging / f"vectors-{ci}" if cfg.index == "ivfpq" else None
+        # The memmap is the driver's own scratch: a local folder even when the lakehouse is in object storage.
+        spill = (Path(tempfile.mkdtemp(prefix=f"strata-mine-vectors-{ci}-")) if lakehouse.remote
+                 else staging / f"vectors-{ci}") if cfg.index == "ivfpq" else None
         pids, pvecs = catalog_vectors(lakehouse, catalog, dense.embed, embed_cfg.stream_rows, spill=spill)
         products, index = None, None
         for b in range(n_buckets):
@@ -293,7 +296,7 @@ def _mine(engines: Any, lakehouse: Lakehouse, cfg: MineConfig, split: SplitConfi
             n_cands += len(cands)
         del products, index
         if spill is not None:
-            shutil.rmtree(spill, ignore_errors=True)
+            rmtree(spill)
     timings["ann"] = time.perf_counter() - t
     removed: dict[str, int] = {"candidates": n_cands}
 

@@ -31,8 +31,7 @@ class RunResult:
 
 
 def lakehouse_for(config: StrataConfig, run_dir: Path) -> Lakehouse:
-    root = Path(config.lakehouse.root) if config.lakehouse.root else run_dir / "lakehouse"
-    return Lakehouse(root, config.lakehouse.format)
+    return Lakehouse(config.lakehouse.root or run_dir / "lakehouse", config.lakehouse.format)
 
 
 def run_pipeline(config: StrataConfig, run_dir: str | Path, engines: Engines | None = None,

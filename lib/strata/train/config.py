@@ -92,6 +92,10 @@ class TrainConfig(BaseModel):
     log_every: int = Field(20, ge=1)
     threads: int | None = Field(None, ge=1, description="torch threads per worker (None = cpus_per_worker)")
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI (None = file store under the run dir)")
+    storage: str | None = Field(
+        None, description="shared storage for what train workers on other nodes read and write: the training "
+        "groups and Ray Train checkpoints (an s3:// URI; credentials from the environment). None = under the run "
+        "directory (one machine, or a filesystem every node mounts)")
     experiment: str = "strata-train"
     seed: int = 13
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from strata.sparkfn import hash_bucket, product_text_udf, stable_hash_col
 from strata.tables import Lakehouse
+from strata.storage import StoragePath, location
 from strata.train.augment import misspell, write_synthetic_queries
 
 GROUP_COLUMNS = ("catalog", "query", "query_norm", "texts", "pids", "grades", "scores", "teachers", "judged",
@@ -72,7 +73,7 @@ class Groups:
     source_version: int | None
 
     def files(self) -> list[str]:
-        return sorted(str(p) for p in Path(self.path).glob("*.parquet"))
+        return sorted(str(p) for p in location(self.path).glob("*.parquet"))
 
     def count(self, stage: int) -> int:
         return self.stage1 if stage == 1 else self.stage2
@@ -155,7 +156,7 @@ def _synthetic(spark: Any, used: Any, cfg: AugmentConfig) -> Any | None:
     return spark.createDataFrame(rows, schema) if rows else None
 
 
-def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: list[str] | None = None,
+def build_groups(spark: Any, lakehouse: Lakehouse, out: "str | StoragePath", catalogs: list[str] | None = None,
                  cfg: AugmentConfig = AugmentConfig()) -> Groups:
     """Write the training groups of ``catalogs`` (all when empty) under ``out`` and return their counts.
 
@@ -163,7 +164,7 @@ def build_groups(spark: Any, lakehouse: Lakehouse, out: str | Path, catalogs: li
     versions with the same config (a resumed run must see the same data)."""
     from pyspark.sql import functions as F
 
-    out = Path(out).expanduser().resolve()
+    out = location(out)
     version = lakehouse.version("training_examples")
     key = {"source": str(lakehouse.path("training_examples")), "version": version,
            "products_version": lakehouse.version("products"), "judgments_version": lakehouse.version("judgments"),

@@ -110,7 +110,7 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
     # A restarted worker group gets Ray's latest checkpoint; a restarted run gets the one the runner found.
     ckpt = ray.train.get_checkpoint()
     if ckpt is None and cfg.resume_checkpoint:
-        ckpt = Checkpoint.from_directory(cfg.resume_checkpoint)
+        ckpt = Checkpoint(cfg.resume_checkpoint)  # a local folder or an object-store URI
     state: dict[str, Any] = {}
     if ckpt is not None:
         with ckpt.as_directory() as d:

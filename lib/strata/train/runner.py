@@ -3,8 +3,9 @@ resume from the latest checkpoint, and the final model in sentence-transformers 
 
 ``train(...)`` runs Stage 1, Stage 2 or both (Stage 2 starts from Stage 1's model). Layout under ``out``:
 ``groups/`` (the query groups Spark built, parquet; see ``strata.train.groups``), ``stage1/model``,
-``stage2/model`` (sentence-transformers folders), ``ray/`` (Ray Train storage with the
-checkpoints), ``mlruns/`` (MLflow file store unless a URI is configured), ``model`` = the last stage's model,
+``stage2/model`` (sentence-transformers folders), ``stageN/ray/`` (Ray Train storage with the
+checkpoints; ``groups/`` and the checkpoints go to ``train.storage`` instead when set, for clusters whose nodes
+share no filesystem), ``mlruns/`` (MLflow file store unless a URI is configured), ``model`` = the last stage's model,
 ``train.json`` (steps, examples/s, data counts, checkpoints used).
 """
 
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.storage import ObjectPath, StoragePath, location
 from strata.train.config import LoopConfig, TrainConfig
 from strata.train.groups import AugmentConfig, Groups, build_groups, ray_dataset
 from strata.train.loop import PROBE_FILE, STATE_FILE, total_steps, train_loop_per_worker
@@ -57,21 +59,61 @@ def _check_weights(ckpt: Path) -> None:
             pass
 
 
-def latest_checkpoint(storage: Path) -> tuple[Path | None, int]:
-    """The checkpoint with the highest saved step under a Ray Train storage folder (None, -1 if none)."""
+def latest_checkpoint(storage: "StoragePath") -> "tuple[StoragePath | None, int]":
+    """The checkpoint with the highest saved step under a Ray Train storage folder (None, -1 if none). In object
+    storage each candidate is fetched to a temporary folder to be checked; the location returned is its URI,
+    which the workers read (``ray.train.Checkpoint`` takes either)."""
+    import tempfile
+
     import torch
 
     best, best_step = None, -1
-    for state in storage.glob(f"**/{STATE_FILE}"):
+    for state, fetched in _state_files(storage):
         try:
-            step = int(torch.load(state, map_location="cpu", weights_only=True)["step"])
-            _check_weights(state.parent)
+            with tempfile.TemporaryDirectory(prefix="strata-ckpt-") as tmp:
+                local = fetched(Path(tmp)) if fetched else state.parent
+                step = int(torch.load(local / STATE_FILE, map_location="cpu", weights_only=True)["step"])
+                _check_weights(local)
         except Exception:  # noqa: BLE001 - a half-written checkpoint is skipped, not fatal
             log.warning("ignoring unreadable checkpoint %s", state.parent)
             continue
         if step > best_step:
             best, best_step = state.parent, step
     return best, best_step
+
+
+def _state_files(storage: "StoragePath"):
+    """(state file, fetch) for each checkpoint's state file under ``storage``: fetch is None for a local folder,
+    else a function copying the checkpoint's folder into a local one and returning it."""
+    if not isinstance(storage, ObjectPath):
+        return [(s, None) for s in Path(storage).glob(f"**/{STATE_FILE}")]
+    import pyarrow.fs as pafs
+
+    fs = storage.fs
+    infos = fs.get_file_info(pafs.FileSelector(storage.bucket_path, recursive=True, allow_not_found=True))
+    found = []
+    for info in infos:
+        if info.type == pafs.FileType.File and info.base_name == STATE_FILE:
+            state = ObjectPath(f"{storage.scheme}://{info.path}")
+
+            def fetch(tmp: Path, folder=state.parent) -> Path:
+                pafs.copy_files(folder.bucket_path, str(tmp), source_filesystem=fs,
+                                destination_filesystem=pafs.LocalFileSystem())
+                return tmp
+
+            found.append((state, fetch))
+    return found
+
+
+def shared_root(cfg: TrainConfig, out: Path) -> "StoragePath":
+    """Where the training groups and Ray Train's checkpoints go: ``out`` itself, or with ``train.storage`` set
+    (an object store every node reaches), a folder of its own there named after ``out``, so a rerun of the same
+    run directory finds its groups and checkpoints again."""
+    if not cfg.storage:
+        return out
+    from strata.text import stable_hash
+
+    return location(cfg.storage) / f"{out.parent.name}-{out.name}-{stable_hash(str(out)):016x}"[:80]
 
 
 def _resolve_base(name: str) -> str:
@@ -87,8 +129,9 @@ def cpus_left_for_data(cluster_cpus: float, cfg: TrainConfig) -> float:
 
 
 def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init_model: str,
-                out: Path) -> StageResult:
-    """One stage on Ray Train; resumes from ``out/ray``'s latest checkpoint when one exists."""
+                out: Path, storage: "StoragePath | None" = None) -> StageResult:
+    """One stage on Ray Train; resumes from the latest checkpoint in ``storage`` (Ray Train's storage; default
+    ``out/ray``) when one exists."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -99,7 +142,7 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
                          "two grades)")
     steps = total_steps(n, scfg.queries_per_batch, scfg.epochs, cfg.workers, scfg.max_steps)
     out.mkdir(parents=True, exist_ok=True)
-    storage = (out / "ray").resolve()
+    storage = location(storage) if storage is not None else (out / "ray").resolve()
     resume, resume_step = latest_checkpoint(storage)
     loop_cfg = LoopConfig(
         train=cfg, stage=stage, init_model=init_model, total_steps=steps,
@@ -160,7 +203,8 @@ def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str 
     out.mkdir(parents=True, exist_ok=True)
     if stages not in ("1", "2", "both"):
         raise ValueError(f"stage must be 1, 2 or both (got {stages!r})")
-    groups = build_groups(engines.spark, lakehouse, out / "groups", cfg.catalogs or None,
+    shared = shared_root(cfg, out)
+    groups = build_groups(engines.spark, lakehouse, shared / "groups", cfg.catalogs or None,
                           AugmentConfig(cfg.spelling_rate, cfg.synthetic_queries, cfg.synthetic_generator, cfg.seed))
     aug = groups.augmentation()
     log.info("train: %d query groups (%s)", groups.groups, aug)
@@ -169,7 +213,8 @@ def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str 
     for stage in ((1, 2) if stages == "both" else (int(stages),)):
         if stage == 2 and stages == "both":
             model = results[-1].model_dir
-        res = train_stage(engines, groups, cfg, stage, model, out / f"stage{stage}")
+        res = train_stage(engines, groups, cfg, stage, model, out / f"stage{stage}",
+                          shared / f"stage{stage}" / "ray" if cfg.storage else None)
         results.append(res)
         log.info("stage %d: %d steps in %.0fs (%.1f examples/s) -> %s", stage, res.steps, res.seconds,
                  res.examples_per_s, res.model_dir)
