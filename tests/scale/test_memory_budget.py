@@ -20,15 +20,11 @@ are reported, not budgeted; so are the Ray workers (an actor holds the model and
   embed/stage.py and mine/job.py did before) measured the same way must exceed ``BUDGET_MB`` — so the budget
   is one the old code would break, and the test can fail.
 
-History: the first version compared a first pass on SMALL with a second pass on LARGE in one process. Its
-streaming growth drifted from 133-161 MB (three runs when it was written) to 200-257 MB (session 15, one of
-them a CI failure against a 230 MB budget) while the full-table version stayed at 336-405 MB: a second pass
-over a copy of SMALL alone grew anonymous memory by ~150 MB, so that design measured the second pass as much
-as the input. This design, three runs on 2 cores (session 15, machine otherwise idle): streaming growth 142,
-88 and 115 MB; full-table growth 298, 323 and 391 MB (36 MB more text); a fourth run next to the refresh
-test (``-n 2``, as CI runs it): 130 and 322 MB; a fifth alone: 112 and 275 MB. The budget sits between the
-largest streaming (142) and the smallest full-table growth (275), 78 and 55 MB from them. The test takes 3.5-4
-minutes, most of it embedding LARGE.
+Why two processes: comparing a first pass on SMALL with a second pass on LARGE in one process measured the
+second pass as much as the input (a second pass over SMALL alone grew anonymous memory by ~150 MB). Measured
+this way on 2 cores, streaming growth came to 88-142 MB and full-table growth to 275-391 MB over five runs
+(git history of this file has them): ``BUDGET_MB`` sits between the two. The test takes 3.5-4 minutes, most of
+it embedding LARGE.
 """
 
 from __future__ import annotations
