@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from strata.embed.config import EmbedConfig
 from strata.embed.encoder import BASELINE, encode, load_encoder, resolve_model
+from strata.ship import Shipped, here, ship
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,12 @@ class EncodeBatches:
     """Ray Data actor: loads the encoder once, then embeds each ``{"idx", "text"}`` batch."""
 
     def __init__(
-        self, model: str, max_seq_length: int, batch_size: int, device: str, threads: int
+        self, model: "str | Shipped", max_seq_length: int, batch_size: int, device: str, threads: int
     ) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.model = load_encoder(model, max_seq_length=max_seq_length, device=device)
+        self.model = load_encoder(here(model), max_seq_length=max_seq_length, device=device)
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -66,7 +67,8 @@ def _model_for_workers(model: str) -> str:
 def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "embed") -> np.ndarray:
     """Embed ``texts`` with a Ray Data actor pool; rows come back in input order (float32, normalised).
 
-    On a cluster the model dir must be on storage every worker can read (``baseline`` resolves per worker).
+    A model folder reaches actors on other nodes through Ray's object store (``strata.ship``); ``baseline``
+    resolves to each worker's installed copy.
     """
     n = len(texts)
     if n == 0:
@@ -89,7 +91,7 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
     ds = ray.data.from_arrow(blocks).map_batches(
         EncodeBatches,
         fn_constructor_kwargs={
-            "model": model,
+            "model": ship(ray, model) if model != BASELINE else model,
             "max_seq_length": cfg.max_seq_length,
             "batch_size": cfg.batch_size,
             "device": "cuda" if cfg.actor_gpus > 0 else "cpu",

@@ -33,6 +33,7 @@ from strata.judge.backends import judge_identity, load_judge
 from strata.judge.config import JudgeConfig
 from strata.judge.protocol import RETRIED, SCORED, JudgeInput
 from strata.judge.staging import CANDIDATE_COLUMNS, Todo, stage_candidates  # noqa: F401 - re-exported
+from strata.ship import Shipped, here, ship
 from strata.storage import rmtree
 from strata.tables import Lakehouse
 from strata.text import normalize_query, product_text
@@ -178,7 +179,9 @@ def judge_frame(judge: Any, batch: dict[str, Any]) -> dict[str, Any]:
 class JudgeBatches:
     """Ray Data actor: builds the judge once, then scores each batch."""
 
-    def __init__(self, cfg: dict[str, Any], threads: int) -> None:
+    def __init__(self, cfg: dict[str, Any], threads: int, model: "Shipped | str | None" = None) -> None:
+        if model is not None:  # the judge's folder, through the object store when this node lacks it
+            cfg = {**cfg, "model": here(model)}
         self.judge = load_judge(cfg, threads=threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -259,7 +262,8 @@ def _verdicts(engines: Any, todo: Todo, cfg: JudgeConfig, use_ray: bool,
         ds = todo.ray_dataset(ray, window).map_batches(
             JudgeBatches,
             fn_constructor_kwargs={"cfg": cfg.model_dump(),
-                                   "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray))},
+                                   "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray)),
+                                   "model": ship(ray, cfg.model) if cfg.model else None},
             batch_size=window, batch_format="numpy", concurrency=cfg.actors,
             num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -110,6 +110,8 @@ class LoopConfig(BaseModel):
     train: TrainConfig
     stage: Literal[1, 2]
     init_model: str
+    init_folder: Any = Field(None, description="init_model's folder through Ray's object store (strata.ship): "
+                             "workers on nodes without the driver's filesystem read it from there")
     total_steps: int = Field(..., ge=1)
     shuffle_buffer: int = Field(..., ge=1)
     mlflow_uri: str

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from strata.ship import here
 from strata.train.config import LoopConfig
 
 STATE_FILE = "trainer_state.pt"
@@ -117,7 +118,8 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
             model = SentenceTransformer(d, device="cpu", local_files_only=True)
             state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     else:
-        model = SentenceTransformer(cfg.init_model, device="cpu", local_files_only=True)
+        start = here(cfg.init_folder) if cfg.init_folder is not None else cfg.init_model
+        model = SentenceTransformer(start, device="cpu", local_files_only=True)
     model.max_seq_length = cfg.train.max_seq_length
     # DDP with more than one worker: the BERT pooler (and any module the loss does not reach) gets no gradient,
     # which plain DDP treats as an error at the next step; find_unused_parameters lets those ranks agree.

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strata.ship import ship
 from strata.storage import ObjectPath, StoragePath, location
 from strata.train.config import LoopConfig, TrainConfig
 from strata.train.groups import AugmentConfig, Groups, build_groups, ray_dataset
@@ -154,6 +155,8 @@ def train_stage(engines: Any, groups: Groups, cfg: TrainConfig, stage: int, init
         crash_at_step=int(os.environ["STRATA_TRAIN_CRASH_AT"]) if os.environ.get("STRATA_TRAIN_CRASH_AT") else None,
     )
     ray = engines.ray()
+    if resume is None:  # a resumed run starts from its checkpoint, not from init_model
+        loop_cfg = loop_cfg.model_copy(update={"init_folder": ship(ray, init_model)})
     cols = ("query", "texts", "pids", "grades", "scores")
     if loop_cfg.with_teacher:
         cols += ("teachers", "judged")  # the judge's soft grades and which rows are the judge's
