@@ -38,9 +38,19 @@ test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster" $(PYTEST_ARGS)
 
 # The local multi-process cluster (a standalone Sail Spark Connect server, a two-node Ray cluster on loopback;
-# tests/cluster/conftest.py starts and stops them): the graph step by step as a scheduler runs it.
-test-cluster: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/cluster -m cluster $(PYTEST_ARGS)
+# tests/cluster/conftest.py starts and stops them): the graph step by step as a scheduler runs it, and steps
+# sent with `strata submit` to the head's Ray Jobs server. That server needs the [ray-jobs] extra (ray[default]),
+# which stays out of the venv (there it would make every ray.init() of `make test` start a full dashboard
+# agent): what it adds over the venv goes to RAY_DEFAULT, which only the head node and the submitting client
+# put on PYTHONPATH. If it cannot be installed, the Ray Jobs test skips with the reason.
+RAY_DEFAULT := $(VENV)/ray-default
+test-cluster: setup $(RAY_DEFAULT)/REQUIREMENTS.txt
+	HF_HUB_OFFLINE=1 STRATA_RAY_DEFAULT_PATH=$(abspath $(RAY_DEFAULT)) \
+		$(BIN)/python -m pytest tests/cluster -m cluster $(PYTEST_ARGS)
+
+$(RAY_DEFAULT)/REQUIREMENTS.txt: $(STAMP) pyproject.toml tests/tools/ensure_ray_default.py
+	@$(BIN)/python tests/tools/ensure_ray_default.py $(RAY_DEFAULT) \
+		|| echo "note: no $(RAY_DEFAULT); the Ray Jobs test of tests/cluster will skip" >&2
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)

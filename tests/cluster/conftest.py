@@ -1,6 +1,8 @@
 """A real, local, multi-process cluster for the tests in this folder: a standalone Sail Spark Connect server and
 a two-node Ray cluster, each in processes of its own on loopback addresses, started once per session and
-stopped at its end.
+stopped at its end. When the ``ray[default]`` extras are at hand (importable, or in the folder
+STRATA_RAY_DEFAULT_PATH names: ``make test-cluster`` installs them into .venv/ray-default), the head node also
+runs the dashboard, and with it the Ray Jobs server (``ray_job_server``), on a free loopback port.
 
 Only what these fixtures started is ever stopped: every process is started in a new session (its own process
 group), and teardown signals those processes and the descendants they had (collected before the signal), never
@@ -183,6 +185,9 @@ class RayCluster:
     logs: dict[str, Path]
     env: dict[str, str] = field(default_factory=dict)  # what a client of this cluster needs in its environment
     seen: dict[str, set[str]] = field(default_factory=lambda: {"head": set(), "worker": set()})
+    dashboard: str | None = None  # http://127.0.0.1:PORT of the head's dashboard (the Ray Jobs server), if any
+    no_dashboard: str = ""  # why there is none
+    extras: str = ""  # the folder holding the ray[default] extras ('' when this Python imports them)
 
     def status(self, timeout: float = 120) -> str:
         """``ray status --address`` (its output; a note if it did not answer within ``timeout`` seconds)."""
@@ -318,6 +323,42 @@ def _ray_node_args(ports: dict[str, int]) -> list[str]:
     ]
 
 
+RAY_DEFAULT_ENV = "STRATA_RAY_DEFAULT_PATH"
+
+
+def ray_default_extras() -> tuple[str | None, str]:
+    """Where the ``ray[default]`` extras (the dashboard's and Jobs server's dependencies) are: ``''`` when this
+    Python imports them, the folder STRATA_RAY_DEFAULT_PATH names when they import from it, else None; and why
+    not. Checked as Ray itself decides (``import ray.dashboard.optional_deps``), in a child process, so this
+    session's own imports stay as they are."""
+    def imports(env: dict[str, str]) -> str:  # '' or the error
+        check = [sys.executable, "-c", "import ray.dashboard.optional_deps, ray.dashboard.modules.job.sdk"]
+        try:
+            r = subprocess.run(check, capture_output=True, text=True, timeout=START_TIMEOUT_S, env=env)
+        except subprocess.TimeoutExpired:
+            return f"the import check took over {START_TIMEOUT_S:.0f}s"
+        return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["?"])[-1]
+
+    if not imports(dict(os.environ)):
+        return "", ""
+    folder = os.environ.get(RAY_DEFAULT_ENV, "")
+    if not folder:
+        return None, (f"the ray[default] extras are not importable and {RAY_DEFAULT_ENV} is unset (`make "
+                      "test-cluster` installs them into .venv/ray-default and sets it)")
+    err = imports(with_pythonpath(dict(os.environ), folder))
+    if err:
+        return None, f"{RAY_DEFAULT_ENV}={folder}: the ray[default] extras do not import from it ({err})"
+    return folder, ""
+
+
+def with_pythonpath(env: dict[str, str], folder: str) -> dict[str, str]:
+    """``env`` with ``folder`` first on PYTHONPATH (unchanged for '')."""
+    if not folder:
+        return env
+    rest = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (folder, rest) if p)}
+
+
 def _drop(tmp: Path) -> None:
     if not KEEP:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -339,15 +380,22 @@ class _NoCluster(Exception):
 NODE_ATTEMPTS = 2  # a node whose start fails (Ray's own start-up deadlines on a busy machine) is started again
 
 
-def _start_node(node: list[str], args: list[str], log: Path,
-                env: dict[str, str]) -> tuple[subprocess.Popen | None, str]:
+def _start_node(node: list[str], args: list[str], log: Path, env: dict[str, str],
+                dashboard: bool = False) -> tuple[subprocess.Popen | None, str, dict[str, int]]:
     """Start one node (``ray_node.py start ... --block``) and wait, bounded, for "Ray runtime started"; up to
-    NODE_ATTEMPTS tries with fresh ports. Returns the process (None if every try failed) and the log's tail."""
-    tail = ""
+    NODE_ATTEMPTS tries with fresh ports. ``dashboard``: the head's dashboard (and Jobs server) on a free
+    loopback port, its metrics server on another. Returns the process (None if every try failed), the log's
+    tail and the ports of the last try."""
+    tail, ports = "", {}
     for _ in range(NODE_ATTEMPTS):
-        ports = _ports("node_manager", "object_manager", "agent_http", "agent_grpc", "metrics", "runtime_env")
+        names = ["node_manager", "object_manager", "agent_http", "agent_grpc", "metrics", "runtime_env"]
+        ports = _ports(*names, *(["dashboard", "dashboard_metrics"] if dashboard else []))
+        extra, node_env = [], env
+        if dashboard:
+            extra = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={ports['dashboard']}"]
+            node_env = {**env, "DASHBOARD_METRIC_PORT": str(ports["dashboard_metrics"])}  # Ray's default: 44227
         mark = log.stat().st_size if log.exists() else 0
-        proc = start([*node, "start", *args, *_ray_node_args(ports)], log, env=env)
+        proc = start([*node, "start", *args, *_ray_node_args(ports), *extra], log, env=node_env)
 
         def started() -> bool:
             with open(log, "rb") as f:
@@ -355,38 +403,57 @@ def _start_node(node: list[str], args: list[str], log: Path,
                 return b"Ray runtime started" in f.read()
 
         if wait_until(started, START_TIMEOUT_S, proc):
-            return proc, ""
+            return proc, "", ports
         tail = log_tail(log)
         stop([proc])
-    return None, tail
+    return None, tail, ports
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> RayCluster:
     """Two Ray nodes on this machine (1 CPU each): ``ray start --head --block`` and ``ray start --address
     --block`` (through ``ray_node.py``), each in a session of its own; yields once ``ray status`` shows both
-    alive."""
+    alive. The head runs the dashboard (the Ray Jobs server) when the ray[default] extras are at hand; if it
+    does not start with it, it is started without (``no_dashboard`` says why) and only ``ray_job_server``'s
+    tests skip."""
     # A short temp dir: Ray's unix sockets live under it (108-byte path limit). It also scopes the cluster's
     # ray_current_cluster file, so a bare ray.init() elsewhere on the machine does not join this cluster.
     tmp = Path(tempfile.mkdtemp(prefix="sr", dir="/tmp"))
     logs = {"head": tmp / "head.log", "worker": tmp / "worker.log"}
     env = ray_env()
+    # The head's own environment, which what it starts inherits (a Ray job's driver runs on the head): the
+    # venv's python first on PATH (a job's entrypoint is `python ...`), and 127.0.0.1 kept as it is
+    # (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, as for a client: on a head node it changes nothing else).
+    head_env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    extras, no_dashboard = ray_default_extras()
     node = [sys.executable, str(Path(__file__).with_name("ray_node.py"))]
     gcs = free_port()
     address = f"127.0.0.1:{gcs}"
     t0 = time.perf_counter()
     head = worker = None
+    head_args = ["--head", f"--port={gcs}", f"--temp-dir={tmp}"]
     try:
-        head, tail = _start_node(node, ["--head", f"--port={gcs}", f"--temp-dir={tmp}",
-                                        "--include-dashboard=false"], logs["head"], env)
+        dashboard = None
+        if extras is not None:
+            head, tail, ports = _start_node(node, head_args, logs["head"], with_pythonpath(head_env, extras),
+                                            dashboard=True)
+            if head is not None:
+                dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+            else:
+                no_dashboard = (f"the Ray head node did not start with its dashboard in {NODE_ATTEMPTS} tries of "
+                                f"{START_TIMEOUT_S:.0f}s:\n{tail}")
+        if head is None:
+            head, tail, _ = _start_node(node, [*head_args, "--include-dashboard=false"], logs["head"], head_env)
         if head is None:
             raise _NoCluster(f"Ray head node (GCS on {address}) did not start in {NODE_ATTEMPTS} tries of "
                              f"{START_TIMEOUT_S:.0f}s:\n{tail}")
-        worker, tail = _start_node(node, [f"--address={address}", f"--temp-dir={tmp}"], logs["worker"], env)
+        worker, tail, _ = _start_node(node, [f"--address={address}", f"--temp-dir={tmp}"], logs["worker"], env)
         if worker is None:
             raise _NoCluster(f"Ray worker node did not join {address} in {NODE_ATTEMPTS} tries of "
                              f"{START_TIMEOUT_S:.0f}s:\n{tail}")
-        cluster = RayCluster(address, tmp, head, worker, logs, ray_env(client=True))
+        cluster = RayCluster(address, tmp, head, worker, logs, ray_env(client=True), dashboard=dashboard,
+                             no_dashboard=no_dashboard, extras=extras or "")
         if not wait_until(lambda: cluster.alive_nodes() >= 2, START_TIMEOUT_S, worker, every=2):
             raise _NoCluster(f"`ray status --address={address}` did not show 2 alive nodes in "
                              f"{START_TIMEOUT_S:.0f}s:\n{cluster.status()[-2000:]}")
@@ -403,6 +470,62 @@ def ray_cluster() -> RayCluster:
     stop([worker, head], extra=cluster.own_stragglers)
     _drop(tmp)
     TIMINGS["ray stop"] = time.perf_counter() - t0
+
+
+# -- the Ray Jobs server ---------------------------------------------------------------------------------
+@dataclass
+class RayJobServer:
+    address: str  # http://127.0.0.1:PORT: what `strata submit --target` takes
+    cluster: RayCluster
+    env: dict[str, str]  # what a client (`strata submit`) needs in its environment: the token, the extras
+
+    def get(self, path: str, timeout: float = 10, method: str = "GET") -> tuple[int, str]:
+        """``GET address+path`` with the cluster's token; (HTTP status, body), (0, error) when unreachable."""
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.address + path, method=method,
+                                     headers={"Authorization": f"Bearer {self.cluster.env['RAY_AUTH_TOKEN']}"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+        try:
+            with opener.open(req, timeout=timeout) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+        except OSError as e:
+            return 0, str(e)
+
+    def post(self, path: str, timeout: float = 10) -> tuple[int, str]:
+        return self.get(path, timeout, method="POST")
+
+    def job(self, job_id: str) -> dict:
+        """The server's record of a job (``GET /api/jobs/ID``: status, entrypoint, runtime_env, ...)."""
+        import json
+
+        status, body = self.get(f"/api/jobs/{job_id}")
+        assert status == 200, (status, body[-2000:])
+        return json.loads(body)
+
+
+@pytest.fixture(scope="session")
+def ray_job_server(ray_cluster) -> RayJobServer:
+    """The Ray Jobs server of ``ray_cluster``'s head (its dashboard, on a free loopback port, token auth as
+    the cluster), once it lists jobs. Skips with the reason when the head runs no dashboard (no
+    ray[default] extras, or it did not start with one) or it does not answer within the start timeout. Stopped
+    with the head node."""
+    if ray_cluster.dashboard is None:
+        pytest.skip(f"no Ray Jobs server: {ray_cluster.no_dashboard}")
+    server = RayJobServer(ray_cluster.dashboard, ray_cluster,
+                          with_pythonpath(dict(ray_cluster.env), ray_cluster.extras))
+    t0 = time.perf_counter()
+    seen: list[tuple[int, str]] = []
+    if not wait_until(lambda: seen.append(server.get("/api/jobs/")) or seen[-1][0] == 200, START_TIMEOUT_S,
+                      ray_cluster.head, every=1):
+        last = seen[-1] if seen else None
+        pytest.skip(f"the Ray Jobs server at {server.address} did not answer GET /api/jobs/ within "
+                    f"{START_TIMEOUT_S:.0f}s (last: {last}):\n{log_tail(ray_cluster.logs['head'])}")
+    TIMINGS["ray jobs server ready"] = time.perf_counter() - t0
+    return server
 
 
 def pytest_terminal_summary(terminalreporter):  # noqa: ANN001

@@ -1,15 +1,17 @@
 """``strata submit``: target parsing, the Ray payload (entrypoint, runtime_env, env vars by name only), the
 Databricks and spark-submit command lines, and a real submission to a local Ray job server.
 
-The real-Ray test needs the ``ray[default]`` extras (aiohttp, opencensus, ...) that the project venv does not
-install: it runs when they are importable, or when ``STRATA_RAY_DEFAULT_PATH`` names a folder holding them
-(``pip install --target DIR`` of what ``ray[default]==2.60.0`` adds); otherwise it skips with the reason.
+The real-Ray test needs the ``ray[default]`` extras (aiohttp_cors, opencensus, ...) that the project venv does
+not install: it runs when they are importable, or when ``STRATA_RAY_DEFAULT_PATH`` names a folder holding them
+(what ``ray[default]==2.60.0`` adds over the venv: ``python tests/tools/ensure_ray_default.py .venv/ray-default``,
+which ``make test-cluster`` runs); otherwise it skips with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,8 +90,11 @@ def test_runtime_env_ships_repo_requirements_and_env_names_only(monkeypatch):
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert env["pip"] == project["dependencies"] + project["optional-dependencies"]["cpu"]
+    extras = project["optional-dependencies"]
+    assert env["pip"] == project["dependencies"] + extras["cpu"] + extras["spark"]
     assert any(r.startswith("faiss-cpu") for r in env["pip"]) and not any("faiss-gpu" in r for r in env["pip"])
+    # the Spark Connect client is an extra of its own now: a job without it could run no Spark step
+    assert any(r.startswith("pyspark[connect]") for r in env["pip"]), env["pip"]
     assert env["env_vars"] == {"OPENAI_API_KEY": "${OPENAI_API_KEY}", "STRATA_DATA": "${STRATA_DATA}",
                                "STRATA_RAY_ADDRESS": "auto"}
     payload = json.dumps(env)
@@ -259,7 +264,7 @@ def _ray_default_path() -> str | None:
     except ImportError:
         pass
     extra = os.environ.get("STRATA_RAY_DEFAULT_PATH")
-    if extra and (Path(extra) / "aiohttp").is_dir():
+    if extra and (Path(extra) / "aiohttp_cors").is_dir():  # the folder holds only what the venv lacks
         return extra
     return None
 
@@ -276,12 +281,14 @@ def ray_job_server(tmp_path_factory):
     local ``ray.init()`` finds it) and no token auth; torn down by killing that process group only."""
     extra = _ray_default_path()
     if extra is None:
-        pytest.skip("ray[default] extras (aiohttp, opencensus, ...) not importable and STRATA_RAY_DEFAULT_PATH "
-                    "unset: the Ray job server cannot start")
+        pytest.skip("ray[default] extras (aiohttp_cors, opencensus, ...) not importable and STRATA_RAY_DEFAULT_PATH "
+                    "unset: the Ray job server cannot start (`python tests/tools/ensure_ray_default.py "
+                    ".venv/ray-default` installs them there; make test-cluster does)")
     temp = Path(f"/tmp/srj-{os.getpid()}")  # short: Ray's unix socket paths must stay < 108 chars
     temp.mkdir(exist_ok=True)
     dash, gcs, client = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at SIGTERM, no drain of up to 30 s
            "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
            "STRATA_SUBMIT_PROBE": "cluster-side-value"}
     if extra:
@@ -322,6 +329,7 @@ def ray_job_server(tmp_path_factory):
         except ProcessLookupError:
             pass
         log.close()
+        shutil.rmtree(temp, ignore_errors=True)  # the session's logs, sockets and unpacked working_dirs
 
 
 _DRIVER = textwrap.dedent("""\
@@ -350,7 +358,7 @@ def test_real_ray_job_runs_the_entry_point(ray_job_server):
     assert r.returncode == 0, r.stdout + r.stderr
     first = r.stdout.splitlines()[0]
     assert first.startswith("raysubmit_"), r.stdout  # the job id comes first, then the followed logs
-    assert "Usage: strata features" in r.stdout
+    assert "Usage: strata run" in r.stdout  # a graph step runs as `jobs/run.py --only STEP`
     assert "SUCCEEDED" in r.stderr
 
 

@@ -122,9 +122,13 @@ def entrypoint(stage: str, args: Sequence[str] = (), python: str = "python") -> 
     return shlex.join([python, job_file(stage), *job_args(stage, args)])
 
 
-def requirements(pyproject: Path = REPO / "pyproject.toml", extras: Sequence[str] = ("cpu",)) -> list[str]:
-    """The package's own runtime requirements ([project].dependencies) plus those of ``extras`` (the FAISS build
-    is an extra: ``cpu`` unless the cluster image brings ``gpu``)."""
+# The extras a Ray job's pip list adds to [project].dependencies: the FAISS build (``cpu`` unless the cluster
+# image brings ``gpu``) and Spark (``spark``: the Spark Connect client every Spark step uses).
+JOB_EXTRAS = ("cpu", "spark")
+
+
+def requirements(pyproject: Path = REPO / "pyproject.toml", extras: Sequence[str] = JOB_EXTRAS) -> list[str]:
+    """The package's own runtime requirements ([project].dependencies) plus those of ``extras``."""
     with open(pyproject, "rb") as f:
         project = tomllib.load(f)["project"]
     out = list(project["dependencies"])
