@@ -3,6 +3,8 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.strata-installed
+# What the [ray-jobs] extra adds over the venv, kept off sys.path (see test-cluster below)
+RAY_DEFAULT := $(VENV)/ray-default
 PROFILE ?= demo
 RUN_DIR ?= runs/$(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
 PYTEST_ARGS ?=
@@ -31,11 +33,12 @@ demo: setup
 run: setup
 	HF_HUB_OFFLINE=1 $(BIN)/strata run --profile $(PROFILE) --out $(RUN_DIR)
 
-test: setup
+test: setup $(RAY_DEFAULT)/REQUIREMENTS.txt
 	@sh tests/tools/ensure_chromium.sh  # report.html render test; skips with a reason if it cannot install
 	@sh tests/tools/ensure_strace.sh  # crash-at-commit tests; skip with a reason if it cannot install
 	$(BIN)/lint-imports --no-cache  # the import layers of pyproject.toml
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 STRATA_RAY_DEFAULT_PATH=$(abspath $(RAY_DEFAULT)) \
+		$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not cluster" $(PYTEST_ARGS)
 
 # The local multi-process cluster (a standalone Sail Spark Connect server, a two-node Ray cluster on loopback;
 # tests/cluster/conftest.py starts and stops them): the graph step by step as a scheduler runs it, and steps
@@ -43,7 +46,6 @@ test: setup
 # which stays out of the venv (there it would make every ray.init() of `make test` start a full dashboard
 # agent): what it adds over the venv goes to RAY_DEFAULT, which only the head node and the submitting client
 # put on PYTHONPATH. If it cannot be installed, the Ray Jobs test skips with the reason.
-RAY_DEFAULT := $(VENV)/ray-default
 test-cluster: setup $(RAY_DEFAULT)/REQUIREMENTS.txt
 	HF_HUB_OFFLINE=1 STRATA_RAY_DEFAULT_PATH=$(abspath $(RAY_DEFAULT)) \
 		$(BIN)/python -m pytest tests/cluster -m cluster $(PYTEST_ARGS)

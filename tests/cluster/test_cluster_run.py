@@ -1,6 +1,9 @@
 """The stage graph run the way a scheduler runs it, on a real local cluster: every step in a process of its own
 (``strata run --only STEP``), Spark through a standalone Sail Spark Connect server, Ray through a two-node Ray
-cluster (see conftest.py), on a tiny slice of the real data.
+cluster (see conftest.py), on a tiny slice of the real data, in folders both nodes share. An object-store
+lakehouse on the cluster is in test_cluster_submit.py; mining, judging and training with ``s3://`` storage in
+tests/mine, tests/train and tests/reliability (here, on 2 busy cores, the test server's transfers made this run
+about 2 minutes longer).
 
 Two steps are killed (SIGKILL, as a preempted task is) part-way and run again before the graph goes on:
 ``mine`` after its first MERGE into ``judgments``, ``train-stage1`` after its first checkpoint. The rerun must
@@ -65,6 +68,8 @@ class StepRun:
 @dataclass
 class ClusterRun:
     run_dir: Path
+    lakehouse: str  # the lakehouse root the steps write (RUN_DIR/lakehouse)
+    train_storage: str | None  # train.storage (None: under the run folder)
     expected: list[str]  # the graph's active steps for the tiny config, in order
     steps: list[StepRun] = field(default_factory=list)
     seen: dict[str, set[str]] = field(default_factory=dict)  # ray:: processes sampled per node
@@ -103,18 +108,28 @@ def _wait(proc: subprocess.Popen, timeout: float) -> int:
         return -9
 
 
-def _delta_commits(table: Path) -> int:
-    return len(list((table / "_delta_log").glob("*.json"))) if (table / "_delta_log").is_dir() else 0
+def _delta_commits(table: str) -> int:
+    from strata.storage import location
+
+    log = location(table) / "_delta_log"
+    return len(list(log.glob("*.json"))) if log.is_dir() else 0
 
 
-def _checkpointed(run_dir: Path) -> bool:
+def _train_shared(run_dir: Path, storage: str | None):
+    """Where train-stage1/2 keep their groups and checkpoints: train.storage, in the run's own folder."""
+    from strata.train.config import TrainConfig
+    from strata.train.runner import shared_root
+
+    return shared_root(TrainConfig(storage=storage), run_dir / "train")
+
+
+def _checkpointed(run_dir: Path, storage: str | None) -> bool:
     """Stage 1 has a whole checkpoint (the one the runner would resume from): a state file alone may sit next to
     weights Ray is still persisting, which a resume rightly ignores."""
-    from strata.train.loop import STATE_FILE
-    from strata.train.runner import latest_checkpoint
+    from strata.train.runner import _state_files, latest_checkpoint
 
-    storage = run_dir / "train" / "stage1" / "ray"
-    return any(storage.glob(f"**/{STATE_FILE}")) and latest_checkpoint(storage)[0] is not None
+    ray_dir = _train_shared(run_dir, storage) / "stage1" / "ray"
+    return bool(_state_files(ray_dir)) and latest_checkpoint(ray_dir)[0] is not None
 
 
 # The steps whose first attempt is SIGKILLed, and where. _kill_point, called just before the step starts, returns
@@ -122,13 +137,13 @@ def _checkpointed(run_dir: Path) -> bool:
 KILL_AT = {"mine": "its first MERGE into judgments", "train-stage1": "its first whole checkpoint"}
 
 
-def _kill_point(name: str, run_dir: Path):
+def _kill_point(name: str, run: "ClusterRun"):
     if name == "mine":
-        table = run_dir / "lakehouse" / "judgments"
+        table = f"{run.lakehouse}/judgments"
         base = _delta_commits(table)
         return lambda: _delta_commits(table) > base
     if name == "train-stage1":
-        return lambda: _checkpointed(run_dir)
+        return lambda: _checkpointed(run.run_dir, run.train_storage)
     return None
 
 
@@ -138,17 +153,18 @@ def cluster_run(data_root, sail_server, ray_cluster, tmp_path_factory) -> Cluste
     from strata.pipeline.graph import active
 
     work = tmp_path_factory.mktemp("cluster-run")
+    run_dir = work / "run"
+    lake, train_storage = str(run_dir / "lakehouse"), None
     cfg_file = work / "tiny.yaml"
     cfg_file.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "root": str(data_root)},
                                         "embed": {**TINY["embed"], "cache_dir": str(work / "embed-cache")}}))
     engine = ["--set", "engine.spark=connect", "--set", f"engine.spark_remote={sail_server.url}",
               "--set", f"engine.ray_address={ray_cluster.address}"]
     steps = [s.name for s in active(load_config("demo", cfg_file))]
-    run_dir = work / "run"
     env = {**os.environ, **ray_cluster.env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for k in ("STRATA_SPARK", "STRATA_SPARK_REMOTE", "STRATA_RAY_ADDRESS"):  # the --set flags say where
         env.pop(k, None)
-    out = ClusterRun(run_dir, steps)
+    out = ClusterRun(run_dir, lake, train_storage, steps)
 
     with ray_cluster.watch() as seen:
         for name in steps:
@@ -157,7 +173,7 @@ def cluster_run(data_root, sail_server, ray_cluster, tmp_path_factory) -> Cluste
             log = work / f"{name}.log"
             sessions0 = len(sail_server.sessions())
             killed_after, killed_at, idle_wait = None, "", None
-            there = _kill_point(name, run_dir)
+            there = _kill_point(name, out)
             if there is not None:
                 t0 = time.perf_counter()
                 proc = _launch(cmd, log, env)
@@ -228,7 +244,7 @@ def test_spark_work_went_to_the_sail_server(cluster_run):
     assert spark_steps and all(n >= 1 for n in spark_steps.values()), spark_steps
     # the lakehouse the steps wrote through it
     for table in ("products", "labels", "product_features", "judgments", "training_examples"):
-        assert _delta_commits(cluster_run.run_dir / "lakehouse" / table) >= 1, table
+        assert _delta_commits(f"{cluster_run.lakehouse}/{table}") >= 1, table
 
 
 def test_ray_work_ran_on_both_nodes(cluster_run):
@@ -240,13 +256,13 @@ def test_ray_work_ran_on_both_nodes(cluster_run):
     assert any("RayTrainWorker" in t for t in everything), everything  # Ray Train's workers ran on the cluster
 
 
-def _keys_unique(run_dir: Path, table: str) -> tuple[int, int]:
+def _keys_unique(lakehouse: str, table: str) -> tuple[int, int]:
     from deltalake import DeltaTable
 
     from strata.tables import spec
 
     keys = list(spec(table).keys)
-    t = DeltaTable(str(run_dir / "lakehouse" / table)).to_pyarrow_table(columns=keys)
+    t = DeltaTable(f"{lakehouse}/{table}").to_pyarrow_table(columns=keys)
     return t.num_rows, t.group_by(keys).aggregate([]).num_rows
 
 
@@ -257,19 +273,19 @@ def test_killed_mine_reran_without_duplicates(cluster_run):
     assert s.killed_after is not None and s.rc == 0, s
     assert not cluster_run.stale_after_kill["mine"], "Ray kept the killed driver's tasks or actors"
     for table in ("judgments", "training_examples"):
-        rows, keys = _keys_unique(cluster_run.run_dir, table)
+        rows, keys = _keys_unique(cluster_run.lakehouse, table)
         assert rows > 0 and rows == keys, (table, rows, keys)
     man = json.loads((cluster_run.run_dir / "manifest-mine.json").read_text())
     judge = man["mine"]["judge"]
     assert judge["already_judged"] > 0, judge  # the killed attempt's MERGEs were kept, not judged again
     # as many rows as a clean run leaves: one judgment per candidate pair, the examples the rerun reported
-    assert _keys_unique(cluster_run.run_dir, "judgments")[0] == judge["candidates"], judge
-    assert _keys_unique(cluster_run.run_dir, "training_examples")[0] == man["mine"]["rows"]
+    assert _keys_unique(cluster_run.lakehouse, "judgments")[0] == judge["candidates"], judge
+    assert _keys_unique(cluster_run.lakehouse, "training_examples")[0] == man["mine"]["rows"]
 
 
 def test_killed_training_resumed_from_its_checkpoint(cluster_run):
     """train-stage1 was SIGKILLed after its first checkpoint; the rerun resumed from it (Ray Train on the
-    cluster, checkpoints under the run dir) and its query groups, written through Spark, hold each key once."""
+    cluster, checkpoints under the run folder) and its query groups, written through Spark, hold each key once."""
     import pyarrow.parquet as pq
 
     s = cluster_run.step("train-stage1")
@@ -278,5 +294,6 @@ def test_killed_training_resumed_from_its_checkpoint(cluster_run):
     state = json.loads((cluster_run.run_dir / "state.json").read_text())
     (stage1,) = state["steps"]["train-stage1"]["outputs"]["stages"]
     assert stage1["resumed_from_step"] is not None and 0 < stage1["resumed_from_step"] < stage1["steps"], stage1
-    groups = pq.read_table(cluster_run.run_dir / "train" / "groups", columns=["catalog", "query_norm", "kind"])
+    shared = _train_shared(cluster_run.run_dir, cluster_run.train_storage)
+    groups = pq.read_table(str(shared / "groups"), columns=["catalog", "query_norm", "kind"])
     assert groups.num_rows == groups.group_by(["catalog", "query_norm", "kind"]).aggregate([]).num_rows > 0

@@ -6,7 +6,8 @@ The job ships this checkout as its working_dir (``--no-pip``: the nodes run this
 jobs/run.py --only STEP`` on the head node, joins the cluster through ``STRATA_RAY_ADDRESS=auto`` (set in every
 job by ``strata submit``) and reaches Spark through the standalone Sail server (``--set engine.*``, passed
 through to ``strata run``). A small graph with Spark and Ray work: ``ingest`` and ``devset`` (Spark) and
-``evaluate`` (Spark, and the dense baseline's corpus embedded by Ray Data actors on the cluster).
+``evaluate`` (Spark, and the dense baseline's corpus embedded by Ray Data actors on the cluster). The lakehouse
+is in a bucket of a real S3-compatible server (``s3_server``); each job reads it from the head node's environment.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SubmitRun:
     run_dir: Path
     expected: list[str]
     spark_remote: str  # the standalone Sail server's sc:// URL
+    lakehouse: str  # s3://...
     jobs: list[Job] = field(default_factory=list)
 
     def job(self, step: str) -> Job:
@@ -70,13 +72,15 @@ def _tail(path: Path, n: int = 60) -> str:
 
 
 @pytest.fixture(scope="module")
-def submit_run(data_root, sail_server, ray_cluster, ray_job_server, tmp_path_factory) -> SubmitRun:
+def submit_run(data_root, s3_server, sail_server, ray_cluster, ray_job_server, tmp_path_factory) -> SubmitRun:
     from strata.config import load_config
     from strata.pipeline.graph import active
 
     work = tmp_path_factory.mktemp("cluster-submit")
     cfg_file = work / "small.yaml"
+    lake = s3_server("cluster-submit") + "/lakehouse"
     cfg_file.write_text(yaml.safe_dump({**SMALL, "data": {**SMALL["data"], "root": str(data_root)},
+                                        "lakehouse": {"root": lake},
                                         "embed": {**SMALL["embed"], "cache_dir": str(work / "embed-cache")}}))
     expected = [s.name for s in active(load_config("demo", cfg_file))]
     run_dir = work / "run"
@@ -87,7 +91,7 @@ def submit_run(data_root, sail_server, ray_cluster, ray_job_server, tmp_path_fac
         env.pop(k, None)
     stage_args = ["--profile", "demo", "--config", str(cfg_file), "--out", str(run_dir),
                   "--set", "engine.spark=connect", "--set", f"engine.spark_remote={sail_server.url}"]
-    out = SubmitRun(run_dir, expected, sail_server.url)
+    out = SubmitRun(run_dir, expected, sail_server.url, lake)
     tag = secrets.token_hex(3)
     for step in STEPS:
         job_id = f"strata-{step}-{tag}"
@@ -144,9 +148,12 @@ def test_each_submitted_step_succeeded_as_a_ray_job(submit_run):
         assert man["status"] == "succeeded", s
         engine = man["config"]["engine"]  # what the job's `strata run` resolved from the options passed through
         assert (engine["spark"], engine["spark_remote"]) == ("connect", submit_run.spark_remote), engine
-    lake = submit_run.run_dir / "lakehouse"
-    for table in ("products", "labels", "taxonomy", "search_events"):  # ingest's, written through Sail
+    from strata.storage import location
+
+    lake = location(submit_run.lakehouse)
+    for table in ("products", "labels", "taxonomy", "search_events"):  # ingest's, written through Sail to S3
         assert list((lake / table / "_delta_log").glob("*.json")), table
+    assert not (submit_run.run_dir / "lakehouse").exists()
     counts = state["steps"]["ingest"]["outputs"]["counts"]
     assert {c["source"] for c in counts if c["accepted"] > 0} == {"homedepot", "google-taxonomy", "bestbuy-small"}
     devset = Path(state["steps"]["devset"]["outputs"]["dir"])  # the BEIR folder evaluate read

@@ -299,3 +299,29 @@ def test_training_checkpoint_torn_by_a_kill_mid_persist_is_skipped(tmp_path):
     assert latest_checkpoint(storage) == (whole, 2)
     _checkpoint(storage / "checkpoint_2026-01-01_00-00-03.000000", step=6)  # a whole later one still wins
     assert latest_checkpoint(storage)[1] == 6
+
+
+def test_training_checkpoint_torn_in_object_storage_is_skipped(tmp_path, s3_server):
+    """The same in object storage (train.storage=s3://...): a checkpoint whose weights object was cut short
+    (its size disagrees with its safetensors header) or is missing is skipped without downloading weights; the
+    location returned is the whole one's URI."""
+    import pyarrow.fs as pafs
+
+    from strata.storage import ObjectPath, location
+    from strata.train.runner import latest_checkpoint
+
+    local = tmp_path / "ray"
+    _checkpoint(local / "checkpoint_1", step=2)
+    torn = _checkpoint(local / "checkpoint_2", step=4)
+    weights = torn / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    storage = location(s3_server("torn-ckpt")) / "stage1" / "ray"
+    pafs.copy_files(str(local), storage.bucket_path, destination_filesystem=storage.fs)
+    got, step = latest_checkpoint(storage)
+    assert isinstance(got, ObjectPath) and (str(got), step) == (str(storage / "checkpoint_1"), 2)
+    storage.fs.delete_file((storage / "checkpoint_2" / "model.safetensors").bucket_path)
+    assert latest_checkpoint(storage) == (storage / "checkpoint_1", 2)
+    _checkpoint(tmp_path / "later", step=6)
+    pafs.copy_files(str(tmp_path / "later"), (storage / "checkpoint_3").bucket_path,
+                    destination_filesystem=storage.fs)
+    assert latest_checkpoint(storage) == (storage / "checkpoint_3", 6)

@@ -11,6 +11,7 @@ share no filesystem), ``mlruns/`` (MLflow file store unless a URI is configured)
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -62,48 +63,57 @@ def _check_weights(ckpt: Path) -> None:
 
 def latest_checkpoint(storage: "StoragePath") -> "tuple[StoragePath | None, int]":
     """The checkpoint with the highest saved step under a Ray Train storage folder (None, -1 if none). In object
-    storage each candidate is fetched to a temporary folder to be checked; the location returned is its URI,
-    which the workers read (``ray.train.Checkpoint`` takes either)."""
-    import tempfile
-
+    storage nothing is downloaded but the small state file: each object is whole once listed, and a weights
+    file's listed size must match its safetensors header. The location returned is what the workers read
+    (``ray.train.Checkpoint`` takes a folder or a URI)."""
     import torch
 
     best, best_step = None, -1
-    for state, fetched in _state_files(storage):
+    for state in _state_files(storage):
         try:
-            with tempfile.TemporaryDirectory(prefix="strata-ckpt-") as tmp:
-                local = fetched(Path(tmp)) if fetched else state.parent
-                step = int(torch.load(local / STATE_FILE, map_location="cpu", weights_only=True)["step"])
-                _check_weights(local)
-        except Exception:  # noqa: BLE001 - a half-written checkpoint is skipped, not fatal
-            log.warning("ignoring unreadable checkpoint %s", state.parent)
+            if isinstance(state, ObjectPath):
+                _check_remote_weights(state.parent)
+                with state.fs.open_input_stream(state.bucket_path) as f:
+                    raw = io.BytesIO(f.read())
+                step = int(torch.load(raw, map_location="cpu", weights_only=True)["step"])
+            else:
+                step = int(torch.load(state, map_location="cpu", weights_only=True)["step"])
+                _check_weights(state.parent)
+        except Exception as e:  # noqa: BLE001 - a half-written checkpoint is skipped, not fatal
+            log.warning("ignoring unreadable checkpoint %s (%s: %s)", state.parent, type(e).__name__, e)
             continue
         if step > best_step:
             best, best_step = state.parent, step
     return best, best_step
 
 
-def _state_files(storage: "StoragePath"):
-    """(state file, fetch) for each checkpoint's state file under ``storage``: fetch is None for a local folder,
-    else a function copying the checkpoint's folder into a local one and returning it."""
+def _state_files(storage: "StoragePath") -> list:
+    """Every checkpoint's state file under ``storage`` (a listing, nothing read)."""
     if not isinstance(storage, ObjectPath):
-        return [(s, None) for s in Path(storage).glob(f"**/{STATE_FILE}")]
+        return list(Path(storage).glob(f"**/{STATE_FILE}"))
     import pyarrow.fs as pafs
 
-    fs = storage.fs
-    infos = fs.get_file_info(pafs.FileSelector(storage.bucket_path, recursive=True, allow_not_found=True))
-    found = []
-    for info in infos:
-        if info.type == pafs.FileType.File and info.base_name == STATE_FILE:
-            state = ObjectPath(f"{storage.scheme}://{info.path}")
+    infos = storage.fs.get_file_info(pafs.FileSelector(storage.bucket_path, recursive=True, allow_not_found=True))
+    return [ObjectPath(f"{storage.scheme}://{i.path}") for i in infos
+            if i.type == pafs.FileType.File and i.base_name == STATE_FILE]
 
-            def fetch(tmp: Path, folder=state.parent) -> Path:
-                pafs.copy_files(folder.bucket_path, str(tmp), source_filesystem=fs,
-                                destination_filesystem=pafs.LocalFileSystem())
-                return tmp
 
-            found.append((state, fetch))
-    return found
+def _check_remote_weights(ckpt: ObjectPath) -> None:
+    """``_check_weights`` for a checkpoint in object storage, from the listing and each weights file's header
+    (its first bytes): modules.json is there and every .safetensors object is as long as its header says."""
+    listed = {p.name: p for p in ckpt.iterdir()}
+    weights = [p for n, p in listed.items() if n.endswith(".safetensors")]
+    if not weights or "modules.json" not in listed:
+        raise FileNotFoundError(f"{ckpt}: no model weights or modules.json")
+    fs = ckpt.fs
+    for w in weights:
+        with fs.open_input_file(w.bucket_path) as f:
+            size = f.size()
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if size != 8 + n + end:
+            raise ValueError(f"{w}: {size} bytes, its header says {8 + n + end}")
 
 
 def shared_root(cfg: TrainConfig, out: Path) -> "StoragePath":
