@@ -62,6 +62,8 @@ class SubmitRun:
     spark_remote: str  # the standalone Sail server's sc:// URL
     lakehouse: str  # s3://...
     jobs: list[Job] = field(default_factory=list)
+    bad: dict[str, Job] = field(default_factory=dict)  # the bad-input jobs (see _bad_input)
+    bad_lakehouse: str = ""
 
     def job(self, step: str) -> Job:
         return next(j for j in self.jobs if j.step == step)
@@ -117,11 +119,74 @@ def submit_run(data_root, s3_server, sail_server, ray_cluster, ray_job_server, t
         out.jobs.append(job)
         if rc != 0:
             break  # the next step needs this one's outputs; the test names the failure
+    if len(out.jobs) == len(STEPS) and all(j.rc == 0 for j in out.jobs):
+        out.bad_lakehouse = lake.rsplit("/", 1)[0] + "/bad-lakehouse"
+        out.bad = _bad_input(work, env, ray_job_server, sail_server.url, out.bad_lakehouse, tag)
     summary = {j.step: {"seconds": j.seconds, "status": j.record.get("status"), "spark_sessions": j.sessions,
-                        "ray": {k: sorted(v) for k, v in j.seen.items()}} for j in out.jobs}
+                        "ray": {k: sorted(v) for k, v in j.seen.items()}} for j in [*out.jobs, *out.bad.values()]}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nsubmitted jobs: {json.dumps(summary)}")
     return out
+
+
+# A Home Depot file with one good row and two bad ones (a relevance that is no number, a row without its
+# product id), in the source's own CSV format.
+BAD_ROWS = [["id", "product_uid", "product_title", "search_term", "relevance"],
+            ["1", "100001", "Simpson Strong-Tie 12-Gauge Angle", "l bracket", "2.5"],
+            ["2", "100002", "BEHR Premium Textured DeckOver", "deck over", "abc"],
+            ["3", "", "Everbilt Door Hinge", "door hinge", "3"]]
+
+
+def _bad_input(work: Path, env: dict, server, spark_url: str, lake: str, tag: str) -> dict[str, Job]:
+    """Two ingest jobs with bad input, submitted like the others: ``rows`` reads BAD_ROWS (its bad rows must
+    land in ``quarantine`` with their reasons, in the bucket), ``missing`` names a file that is not there (the
+    job must fail, naming it)."""
+    import csv
+
+    data = work / "bad-data"
+    (data / "hd").mkdir(parents=True)
+    with open(data / "hd" / "train.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(BAD_ROWS)
+    jobs = {}
+    for name, path in (("rows", "hd/train.csv"), ("missing", "hd/no-such-file.csv")):
+        cfg = work / f"bad-{name}.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "data": {"root": str(data), "sources": [{"name": "homedepot", "path": path}]},
+            "lakehouse": {"root": lake}, "eval": SMALL["eval"], "embed": SMALL["embed"],
+            "pipeline": SMALL["pipeline"]}))
+        job_id = f"strata-bad-{name}-{tag}"
+        log, err = work / f"bad-{name}.log", work / f"bad-{name}.err"
+        cmd = [str(STRATA), "submit", "ingest", "--target", server.address, "--no-pip", "--submission-id", job_id,
+               "--", "--profile", "demo", "--config", str(cfg), "--out", str(work / f"bad-{name}-run"),
+               "--set", "engine.spark=connect", "--set", f"engine.spark_remote={spark_url}"]
+        t0 = time.perf_counter()
+        with open(log, "wb") as fo, open(err, "wb") as fe:
+            rc = subprocess.run(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=env, cwd=str(work),
+                                timeout=STEP_TIMEOUT_S).returncode
+        jobs[name] = Job("ingest", job_id, rc, round(time.perf_counter() - t0, 1), log, err,
+                         record=server.job(job_id))
+    return jobs
+
+
+def test_bad_input_on_the_cluster_is_quarantined_or_named(submit_run):
+    """The cluster path treats bad input as the embedded one does: bad rows go to ``quarantine`` (in the bucket)
+    with their reasons and the good row is ingested; a missing source file fails the job (FAILED, ``strata
+    submit`` exits 1) with an error that names the file."""
+    from strata.tables import Lakehouse
+
+    assert set(submit_run.bad) == {"rows", "missing"}, "the bad-input jobs did not run (an earlier job failed)"
+    rows = submit_run.bad["rows"]
+    assert rows.rc == 0 and rows.record["status"] == "SUCCEEDED", _tail(rows.log)
+    lh = Lakehouse(submit_run.bad_lakehouse)
+    q = lh.read_arrow("quarantine").to_pandas()
+    reasons = sorted(q.loc[q["source"] == "homedepot", "reason"])
+    assert any("relevance 'abc' is not a number" in r for r in reasons), reasons
+    assert any("product_uid" in r for r in reasons), reasons
+    labels = lh.read_arrow("labels", ["product_id", "query"]).to_pandas()
+    assert labels["query"].tolist() == ["l bracket"], labels
+    missing = submit_run.bad["missing"]
+    assert missing.rc == 1 and missing.record["status"] == "FAILED", _tail(missing.log)
+    assert "no-such-file.csv" in missing.log.read_text(errors="replace"), _tail(missing.log)
 
 
 def test_each_submitted_step_succeeded_as_a_ray_job(submit_run):
