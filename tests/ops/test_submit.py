@@ -387,3 +387,27 @@ def test_real_ray_job_failure_and_env_by_name(ray_job_server):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "probe=cluster-side-value" in p.stdout and "status=SUCCEEDED" in p.stdout
     assert "client-side-secret" not in p.stdout
+
+
+def test_a_ray_job_driver_runs_from_a_private_copy_of_its_working_dir(tmp_path, monkeypatch):
+    """Ray may delete and unpack a job's working_dir again while the job runs (seen on the local cluster: the
+    refresh's evaluate step failed in os.getcwd() after training): the entry point moves the driver to a copy."""
+    import importlib.util
+    import shutil
+
+    pkg = tmp_path / "runtime_resources" / "working_dir_files" / "_ray_pkg_abc"
+    shutil.copytree(REPO / "jobs", pkg / "jobs")
+    (pkg / "lib").mkdir()
+    (pkg / "configs").mkdir()
+    (pkg / "configs" / "nightly.yaml").write_text("profile: demo\n")
+    spec = importlib.util.spec_from_file_location("strata_job_entry", pkg / "jobs" / "_entry.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    monkeypatch.chdir(pkg)
+    root = entry._private_working_dir(pkg)
+    assert root != pkg and Path.cwd() == root and (root / "jobs" / "_entry.py").is_file()
+    shutil.rmtree(pkg)  # what Ray's runtime-env agent does with overwrite=True
+    assert Path("configs/nightly.yaml").read_text() == "profile: demo\n"  # relative paths still resolve
+    assert Path.cwd() == root
+    monkeypatch.chdir(tmp_path)
+    assert entry._private_working_dir(tmp_path) == tmp_path  # anywhere else: nothing moves
