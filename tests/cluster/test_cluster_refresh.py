@@ -3,7 +3,7 @@ lakehouse in a bucket of the S3 test server, the refresh state folder (state, re
 drivers' machine keeps. Night 2 comes with a new day of the Best Buy click log: it must find night 1's champion
 and state, ingest only that day, and skip what did not change.
 
-Opt-in (STRATA_CLUSTER_NIGHTS=1 make test-cluster): two whole refreshes take 6 to 10 minutes on 2 cores, more
+Opt-in (STRATA_CLUSTER_NIGHTS=1 make test-cluster): two whole refreshes take about 4 minutes on 2 cores, more
 than CI's time allows beside the rest; the same two-night logic runs embedded in tests/ops/test_refresh.py.
 """
 
@@ -23,7 +23,7 @@ from tests.ops.test_refresh import DAY1, DAY2, _log_slice
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration,
               pytest.mark.skipif(os.environ.get("STRATA_CLUSTER_NIGHTS") != "1",
-                                 reason="two cluster refreshes take 6-10 min: STRATA_CLUSTER_NIGHTS=1 runs them")]
+                                 reason="two cluster refreshes take ~4 min more: STRATA_CLUSTER_NIGHTS=1 runs them")]
 
 STRATA = Path(sys.executable).parent / "strata"
 NIGHT_TIMEOUT_S = 1200
