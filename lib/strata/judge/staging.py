@@ -61,8 +61,8 @@ def _shortest_first(block: pa.Table) -> pa.Table:
     return block.sort_by("text_len").drop_columns(["text_len"])
 
 
-def stage_candidates(spark: Any, lakehouse: Lakehouse, path: "str | StoragePath", judge_id: str, staging: "str | StoragePath",
-                     limit: int | None = None) -> Todo:
+def stage_candidates(spark: Any, lakehouse: Lakehouse, path: "str | StoragePath", judge_id: str,
+                     staging: "str | StoragePath", limit: int | None = None) -> Todo:
     """Spark: the candidates table at ``path`` (Delta or parquet) -> the pairs ``judge_id`` has not judged,
     as parquet under ``staging``. Same rules as ``read_candidates`` + ``missing_pairs``: product_text from
     title + description when absent, query_norm from query when absent, one row per (query_norm, product_id)
