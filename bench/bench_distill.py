@@ -95,7 +95,7 @@ def sample(b: dict, rng, rows: int, judged: int = 0) -> tuple:
     """``rows`` rows per query: human-labelled rows, leaving ``judged`` slots (as far as the query has judged
     rows) to rows only the judge scored, then judged rows up to ``rows``: (q, texts, owner, grade, pid, teacher).
 
-    ``judged`` 0 is the session-9 draw: every labelled row first. A Home Depot training query has 6.3 labelled
+    ``judged`` 0 is the original draw: every labelled row first. A Home Depot training query has 6.3 labelled
     products on average (half have 7 or more), so with 8 rows that draw leaves the judged candidates, the rows
     only the teacher adds, one slot or none for half the queries."""
     from strata.train.data import judged_split
@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10, help="retrieved candidates per query the judge scores")
     ap.add_argument("--rows", type=int, default=8, help="rows per query per step")
     ap.add_argument("--judged", type=int, default=0, help="of --rows, slots kept for judge-only rows (0 = "
-                    "labelled rows first, the session-9 draw)")
+                    "labelled rows first, the original draw)")
     ap.add_argument("--distill", type=float, default=1.0, help="weight of the distillation loss")
     ap.add_argument("--loss", default="listwise", choices=("listwise", "margin-mse"),
                     help="listwise KL over the query's rows, or margin-MSE over pairs of its own rows")

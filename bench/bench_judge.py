@@ -3,10 +3,10 @@
     python bench/bench_judge.py --lakehouse /tmp/judge_lh --judge /tmp/judge_hd --pairs 512
 
 Candidates are the first N labelled (query, product) pairs of the lakehouse (dev split). The loop calls the
-judge one batch at a time (how the in-process job called it before session 18); ``in_process_job`` is
+judge one batch at a time (how the in-process job used to call it); ``in_process_job`` is
 ``run_judging(use_ray=False)``, which now hands the judge windows of up to 16 batches that it sorts by length;
 ``one_call`` is a single ``predict_proba`` over all pairs (bench_distill.py's teacher). The Ray job (whose actors
-get the same windows since session 19; single batches before) is timed
+get the same windows; they used to get single batches) is timed
 twice: scoring only (results discarded: the pure Ray Data overhead against the loop) and end to end with
 the per-chunk MERGE into a scratch ``judgments`` table. Ray start-up is excluded (paid once per run).
 Writes bench/results/judge.json.

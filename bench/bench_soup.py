@@ -8,7 +8,7 @@ cluster means N runs in parallel instead of one N times as long.
     .venv/bin/python bench/bench_soup.py --model RUN_A/model --model RUN_B/model --dataset HD_DEV_BEIR \
         --out /tmp/soup      # writes OUT/model and OUT/result.json
 
-Results are in BENCHMARKS.md (Training, session 10).
+Results are in BENCHMARKS.md (Training).
 """
 
 from __future__ import annotations

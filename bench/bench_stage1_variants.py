@@ -9,7 +9,7 @@ every variant; quality = full-corpus retrieval on the BEIR dev export (``evaluat
     .venv/bin/python bench/bench_stage1_variants.py --lakehouse LH --dataset HD_DEV_BEIR --partials graded \
         --steps 200 --out /tmp/s1v/graded          # prints and writes OUT/result.json
 
-Results of the session-4 runs are in BENCHMARKS.md (Training, "Stage 1 variants").
+Results of these runs are in BENCHMARKS.md (Training, "Stage 1 variants").
 """
 
 from __future__ import annotations

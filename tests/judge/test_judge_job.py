@@ -334,8 +334,8 @@ def test_in_process_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_
 
 
 def test_ray_path_calls_the_judge_a_window_at_a_time(engines, tiny_judge_dir, tmp_path, monkeypatch):
-    """The Ray actors get the same windows as the in-process path (they got single batches until session 19),
-    and give the same verdicts."""
+    """The Ray actors get the same windows as the in-process path (they used to get single batches), and give
+    the same verdicts."""
     import numpy as np
 
     import strata.judge.job as job

@@ -15,7 +15,7 @@ from tests.train.conftest import example_rows, product_rows
 
 
 def _pandas_groups(examples: list[dict], products: list[dict]) -> pd.DataFrame:
-    """The pre-Spark loader (``load_groups`` until session 5): pandas over the whole table, kept as the oracle."""
+    """The pre-Spark loader (the earlier ``load_groups``): pandas over the whole table, kept as the oracle."""
     ex = pd.DataFrame(examples)[["catalog", "query", "query_norm", "product_id", "grade", "score", "synthetic"]]
     ex = ex.assign(score=ex["score"].astype(float).fillna(0.0))  # no mining score counts as 0 (easy)
     pr = pd.DataFrame(products)
