@@ -46,8 +46,9 @@ TINY = {
     # a 1-layer cross-encoder on 200 pairs, no grade head (its fit scores a holdout: minutes on 2 busy cores)
     "judge_train": {"layers": 1, "max_pairs": 200, "max_seconds": 30, "stack_fraction": 0},
     "mine": {"max_queries": 20, "recall_sample": 20},
-    # a checkpoint every 2 of stage 1's 6 steps: it is killed after the first and resumes from it
-    "train": {"cpus_per_worker": 0.5, "threads": 1, "checkpoint_every": 2, "keep_checkpoints": 1,
+    # two workers (DDP over gloo, one CPU of the cluster's two, the other for Ray Data); a checkpoint every 2 of
+    # stage 1's 6 steps: it is killed after the first and resumes from it
+    "train": {"workers": 2, "cpus_per_worker": 0.5, "threads": 1, "checkpoint_every": 2, "keep_checkpoints": 1,
               "stage1": {"max_steps": 6, "queries_per_batch": 4},
               "stage2": {"max_steps": 2, "queries_per_batch": 4}},
 }
@@ -294,6 +295,8 @@ def test_killed_training_resumed_from_its_checkpoint(cluster_run):
     state = json.loads((cluster_run.run_dir / "state.json").read_text())
     (stage1,) = state["steps"]["train-stage1"]["outputs"]["stages"]
     assert stage1["resumed_from_step"] is not None and 0 < stage1["resumed_from_step"] < stage1["steps"], stage1
+    summary = json.loads((cluster_run.run_dir / "train" / "train.json").read_text())
+    assert summary["config"]["workers"] == 2  # DDP: both ranks resumed from the checkpoint
     shared = _train_shared(cluster_run.run_dir, cluster_run.train_storage)
     groups = pq.read_table(str(shared / "groups"), columns=["catalog", "query_norm", "kind"])
     assert groups.num_rows == groups.group_by(["catalog", "query_norm", "kind"]).aggregate([]).num_rows > 0
