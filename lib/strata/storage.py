@@ -59,7 +59,7 @@ def parquet_dataset(files: "list[str | Path | ObjectPath]"):
     remote = [p for p in locs if isinstance(p, ObjectPath)]
     if not remote:
         return ds.dataset([str(p) for p in locs], format="parquet")
-    if len(remote) != len(locs) or len({(p.scheme, p._key.parts[1]) for p in remote}) > 1:
+    if len(remote) != len(locs) or len({(p.scheme, p.bucket) for p in remote}) > 1:
         raise ValueError("parquet_dataset: the files must all lie in one bucket, or all be local")
     return ds.dataset([p.bucket_path for p in remote], format="parquet", filesystem=remote[0].fs)
 
@@ -100,6 +100,10 @@ class ObjectPath:
         return ObjectPath(f"{self.scheme}://{str(self._key.parent)[1:]}") if len(self._key.parts) > 2 else self
 
     @property
+    def bucket(self) -> str:
+        return self._key.parts[1]
+
+    @property
     def bucket_path(self) -> str:
         """``bucket/key`` as pyarrow's filesystems name it."""
         return str(self._key)[1:]
@@ -110,7 +114,7 @@ class ObjectPath:
         """The pyarrow filesystem for this scheme (``AWS_ENDPOINT_URL`` and credentials from the environment)."""
         import pyarrow.fs as pafs
 
-        fs, _ = pafs.FileSystem.from_uri(f"{self.scheme}://{self._key.parts[1]}")
+        fs, _ = pafs.FileSystem.from_uri(f"{self.scheme}://{self.bucket}")
         return fs
 
     def _info(self):
