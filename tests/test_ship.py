@@ -48,3 +48,13 @@ def test_names_and_files_pass_through(engines, tmp_path):
     assert ship(ray, "baseline") == "baseline"
     assert ship(ray, str(tmp_path / "judge.gguf")) == str(tmp_path / "judge.gguf")
     assert here("baseline") == "baseline"
+
+
+def test_an_unchanged_folder_is_put_once_per_job(engines, tmp_path):
+    ray = engines.ray()
+    src = _folder(tmp_path / "model")
+    first = ship(ray, src)
+    assert ship(ray, src) is first  # mining embeds a catalog in many calls: one copy in the object store
+    (src / "config.json").write_text('{"a": 22}')  # changed (size): shipped again, with its new digest
+    second = ship(ray, src)
+    assert second is not first and second.digest == folder_digest(src) != first.digest

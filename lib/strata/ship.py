@@ -52,20 +52,31 @@ def folder_digest(path: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
+# Folders already in the object store, per Ray job and folder state: a stage that embeds in many calls (mining
+# streams a catalog a step at a time) puts its model there once.
+_SHIPPED: dict[tuple, Shipped] = {}
+
+
 def ship(ray: Any, path: str | Path) -> "Shipped | str":
     """``path`` as a ``Shipped`` folder when it is a local folder no larger than ``MAX_SHIP_BYTES``; anything else
-    (a model name such as ``baseline``, a URI, a huge folder) comes back as the string it was."""
+    (a model name such as ``baseline``, a URI, a huge folder) comes back as the string it was. The same folder,
+    unchanged (names, sizes, modification times), is put once per Ray job."""
     root = Path(str(path))
     if not root.is_dir():
         return str(path)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != _DONE)
-    size = sum(f.stat().st_size for f in files)
+    stats = [f.stat() for f in files]
+    size = sum(st.st_size for st in stats)
     if size > MAX_SHIP_BYTES:
         log.warning("%s: %.1f GB, not shipped through the object store: it must be readable on every node",
                     root, size / 1e9)
         return str(path)
-    payload = {str(f.relative_to(root)): f.read_bytes() for f in files}
-    return Shipped(str(root), folder_digest(root), ray.put(payload))
+    key = (ray.get_runtime_context().get_job_id(), str(root.resolve()),
+           tuple((str(f.relative_to(root)), st.st_size, st.st_mtime_ns) for f, st in zip(files, stats)))
+    if key not in _SHIPPED:
+        payload = {str(f.relative_to(root)): f.read_bytes() for f in files}
+        _SHIPPED[key] = Shipped(str(root), folder_digest(root), ray.put(payload))
+    return _SHIPPED[key]
 
 
 def here(folder: "Shipped | str") -> str:
