@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test`, a whole module per worker (0 = one process): 19.6 vs 24.5 min on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo run test test-cluster test-fast bench clean
+.PHONY: setup demo run test test-cluster test-airflow test-fast bench clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ test-cluster: setup $(RAY_DEFAULT)/REQUIREMENTS.txt
 $(RAY_DEFAULT)/REQUIREMENTS.txt: $(STAMP) pyproject.toml tests/tools/ensure_ray_default.py
 	@$(BIN)/python tests/tools/ensure_ray_default.py $(RAY_DEFAULT) \
 		|| echo "note: no $(RAY_DEFAULT); the Ray Jobs test of tests/cluster will skip" >&2
+
+# infra/airflow's DAG loaded by a real Airflow DagBag, in a venv of its own (Airflow is no dependency of strata):
+# built once under .pytest_cache (about 2 minutes), reused after.
+test-airflow: setup
+	STRATA_AIRFLOW_PYTHON=install $(BIN)/python -m pytest tests/infra/test_infra.py -k dagbag $(PYTEST_ARGS)
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)

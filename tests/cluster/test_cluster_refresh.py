@@ -1,6 +1,7 @@
 """The nightly refresh on the cluster, two nights: ``strata submit refresh`` to the head's Ray Jobs server, the
-lakehouse in a bucket of the S3 test server, the refresh state folder (state, registry, index) on the folder the
-drivers' machine keeps. Night 2 comes with a new day of the Best Buy click log: it must find night 1's champion
+lakehouse and the refresh state folder (state, registry, registered models, index) in a bucket of the S3 test
+server: each night's driver works in a fresh local copy of the state folder (``strata.mirror``), so night 2 finds
+night 1's champion and state only through the bucket. Night 2 comes with a new day of the Best Buy click log: it must find night 1's champion
 and state, ingest only that day, and skip what did not change.
 
 Opt-in (STRATA_CLUSTER_NIGHTS=1 make test-cluster): two whole refreshes take about 4 minutes on 2 cores, more
@@ -46,7 +47,8 @@ def nights(data_root, s3_server, sail_server, ray_cluster, ray_job_server, tmp_p
     bb.mkdir(parents=True)
     (bb / "small_product_data.xml.zip").symlink_to(data_root / "bestbuy-small" / "small_product_data.xml.zip")
     _log_slice(data_root / "bestbuy-small" / "train.csv.gz", bb / "train.csv", DAY1)
-    lake = s3_server("cluster-nights") + "/lakehouse"
+    bucket = s3_server("cluster-nights")
+    lake = bucket + "/lakehouse"
     cfg = {
         "data": {"root": str(work / "data"), "allowed_roots": [str(data_root)], "sources": [
             {"name": "homedepot", "path": str(data_root / "homedepot" / "train.csv.gz"), "limit": 1200},
@@ -66,8 +68,8 @@ def nights(data_root, s3_server, sail_server, ray_cluster, ray_job_server, tmp_p
     }
     path = work / "nights.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    state = work / "state"
-    args = ["--profile", "demo", "--config", str(path), "--out", str(state),
+    state = bucket + "/state"
+    args = ["--profile", "demo", "--config", str(path), "--out", state,
             "--set", "engine.spark=connect", "--set", f"engine.spark_remote={sail_server.url}"]
     env = {**os.environ, **ray_job_server.env, "HF_HUB_OFFLINE": "1"}
     for k in ("STRATA_SPARK", "STRATA_SPARK_REMOTE", "STRATA_RAY_ADDRESS", "RAY_ADDRESS"):
@@ -86,12 +88,14 @@ def _tail(path: Path, n: int = 60) -> str:
 
 
 def test_two_nights_of_refresh_on_the_cluster(nights):
+    from strata.storage import location
     from strata.tables import Lakehouse
 
     for n in ("night1", "night2"):
         assert n in nights, "night 1 failed: " + _tail(nights["night1"]["log"])
         assert nights[n]["rc"] == 0 and nights[n]["record"]["status"] == "SUCCEEDED", _tail(nights[n]["log"])
-    runs = sorted((nights["state"] / "runs").iterdir())
+    state = location(nights["state"])
+    runs = sorted((state / "runs").iterdir(), key=str)
     assert len(runs) == 2
     first, second = (json.loads((r / "manifest.json").read_text()) for r in runs)
     assert first["champion_before"] == "1"  # night 1 bootstraps the off-the-shelf model as version 1
@@ -101,6 +105,17 @@ def test_two_nights_of_refresh_on_the_cluster(nights):
     assert events and events[0]["accepted"] == nights["day2_rows"] > 0  # only the new day
     assert second["steps"]["features"]["ran"] and second["steps"]["evaluate"]["ran"]
     assert not second["steps"]["devset"]["ran"]  # the labels did not change: night 1's dev set is kept
+    # the registry, read from a copy of the bucket's state folder: versions are named by their URI there
+    from strata.mirror import Mirror
+    from strata.pipeline.registry import Registry
+
+    copy = Mirror(nights["state"])
+    try:
+        champ = Registry((copy.pull() / "mlruns").as_uri(), "strata-retriever").champion()
+    finally:
+        copy.close()
+    assert champ.version == second["champion_after"] and champ.source.startswith(nights["state"] + "/models/")
+    assert (location(champ.source) / "config.json").is_file() and (state / "index").is_dir()
     lh = Lakehouse(nights["lake"])
     days = lh.read_arrow("search_events", ["event_date"]).column("event_date").to_pylist()
     assert {str(d) for d in days} == {*DAY1, DAY2} and lh.remote

@@ -7,7 +7,9 @@ jobs/run.py --only STEP`` on the head node, joins the cluster through ``STRATA_R
 job by ``strata submit``) and reaches Spark through the standalone Sail server (``--set engine.*``, passed
 through to ``strata run``). A small graph with Spark and Ray work: ``ingest`` and ``devset`` (Spark) and
 ``evaluate`` (Spark, and the dense baseline's corpus embedded by Ray Data actors on the cluster). The lakehouse
-is in a bucket of a real S3-compatible server (``s3_server``); each job reads it from the head node's environment.
+and the run folder are in a bucket of a real S3-compatible server (``s3_server``; each job reads its address and
+credentials from the head node's environment): each job works in a local copy of the run folder of its own and
+pushes it back (``strata.mirror``), so a step finds the last one's outputs only through the bucket.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Job:
 
 @dataclass
 class SubmitRun:
-    run_dir: Path
+    run_dir: str  # s3://...
     expected: list[str]
     spark_remote: str  # the standalone Sail server's sc:// URL
     lakehouse: str  # s3://...
@@ -80,18 +82,19 @@ def submit_run(data_root, s3_server, sail_server, ray_cluster, ray_job_server, t
 
     work = tmp_path_factory.mktemp("cluster-submit")
     cfg_file = work / "small.yaml"
-    lake = s3_server("cluster-submit") + "/lakehouse"
+    bucket = s3_server("cluster-submit")
+    lake = bucket + "/lakehouse"
     cfg_file.write_text(yaml.safe_dump({**SMALL, "data": {**SMALL["data"], "root": str(data_root)},
                                         "lakehouse": {"root": lake},
                                         "embed": {**SMALL["embed"], "cache_dir": str(work / "embed-cache")}}))
     expected = [s.name for s in active(load_config("demo", cfg_file))]
-    run_dir = work / "run"
+    run_dir = bucket + "/run"
     # The client: the cluster's token and the ray[default] extras (the Jobs SDK); no engine settings of its own
     # (a job gets variables by name, from the head node's environment, never this process's values).
     env = {**os.environ, **ray_job_server.env, "HF_HUB_OFFLINE": "1"}
     for k in ("STRATA_SPARK", "STRATA_SPARK_REMOTE", "STRATA_RAY_ADDRESS", "RAY_ADDRESS"):
         env.pop(k, None)
-    stage_args = ["--profile", "demo", "--config", str(cfg_file), "--out", str(run_dir),
+    stage_args = ["--profile", "demo", "--config", str(cfg_file), "--out", run_dir,
                   "--set", "engine.spark=connect", "--set", f"engine.spark_remote={sail_server.url}"]
     out = SubmitRun(run_dir, expected, sail_server.url, lake)
     tag = secrets.token_hex(3)
@@ -205,25 +208,28 @@ def test_each_submitted_step_succeeded_as_a_ray_job(submit_run):
         assert rec["driver_exit_code"] == 0 and rec["driver_node_id"], rec
         assert j.log.read_text(errors="replace").splitlines()[0] == j.job_id  # the id first, then the logs
         assert f"job {j.job_id}: SUCCEEDED" in j.err.read_text(errors="replace")
-    # what each step leaves: its record in state.json, its manifest, its tables and files
-    state = json.loads((submit_run.run_dir / "state.json").read_text())
+    # what each step leaves in the bucket: its record in state.json, its manifest, its tables and files
+    from strata.storage import location
+
+    run = location(submit_run.run_dir)
+    state = json.loads((run / "state.json").read_text())
     assert list(state["steps"]) == STEPS
     for s in STEPS:
-        man = json.loads((submit_run.run_dir / f"manifest-{s}.json").read_text())
+        man = json.loads((run / f"manifest-{s}.json").read_text())
         assert man["status"] == "succeeded", s
         engine = man["config"]["engine"]  # what the job's `strata run` resolved from the options passed through
         assert (engine["spark"], engine["spark_remote"]) == ("connect", submit_run.spark_remote), engine
-    from strata.storage import location
-
     lake = location(submit_run.lakehouse)
     for table in ("products", "labels", "taxonomy", "search_events"):  # ingest's, written through Sail to S3
         assert list((lake / table / "_delta_log").glob("*.json")), table
-    assert not (submit_run.run_dir / "lakehouse").exists()
+    assert not (run / "lakehouse").exists()
     counts = state["steps"]["ingest"]["outputs"]["counts"]
     assert {c["source"] for c in counts if c["accepted"] > 0} == {"homedepot", "google-taxonomy", "bestbuy-small"}
-    devset = Path(state["steps"]["devset"]["outputs"]["dir"])  # the BEIR folder evaluate read
-    assert (devset / "corpus.jsonl").is_file() and (devset / "queries.jsonl").is_file(), devset
-    metrics = json.loads((submit_run.run_dir / "metrics.json").read_text())
+    devset = state["steps"]["devset"]["outputs"]["dir"]  # the BEIR folder evaluate read, named in the run folder
+    assert devset == "${root}/beir/homedepot-dev", devset
+    assert (run / "beir" / "homedepot-dev" / "corpus.jsonl").is_file()
+    assert (run / "beir" / "homedepot-dev" / "queries.jsonl").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
     for name in ("bm25", "baseline"):
         row = metrics["retrievers"][name]
         assert 0 < row["num_queries"] <= 20 and 0.0 <= row["ndcg@10"] <= 1.0, (name, row)

@@ -94,3 +94,38 @@ def test_a_table_the_step_writes_is_not_one_of_its_inputs(tmp_path, monkeypatch)
     content["labels"] = "2"  # a real input changed
     assert execute(ctx, [mine], skip_unchanged=True)["first"]["ran"]
     assert CALLS == ["first", "first"]
+
+
+def save_model(ctx):
+    CALLS.append("save_model")
+    (ctx.run_dir / "model").mkdir(exist_ok=True)
+    return {"model": str(ctx.run_dir / "model"), "files": [str(ctx.run_dir / "model" / "config.json")],
+            "elsewhere": "/opt/models/base"}
+
+
+def use_model(ctx):
+    CALLS.append("use_model")
+    return {"saw": ctx.output("save", "model")}
+
+
+def test_a_moved_folder_keeps_its_outputs_and_its_skips(tmp_path):
+    """A run folder copied elsewhere (a mirror's local copy on another node) names its own files there, and a
+    step whose inputs did not change is still skipped: fingerprints see folder-relative paths."""
+    import shutil
+
+    CALLS.clear()
+    save = Step("save", f"{__name__}:save_model", "a")
+    use = Step("use", f"{__name__}:use_model", "b", uses=("save",))
+    one, two = tmp_path / "node-a" / "run", tmp_path / "node-b" / "run"
+    one.mkdir(parents=True)
+    execute(_ctx(one), [save, use], skip_unchanged=True)
+    stored = json.loads((one / "state.json").read_text())["steps"]["save"]["outputs"]
+    assert stored == {"model": "${root}/model", "files": ["${root}/model/config.json"],
+                      "elsewhere": "/opt/models/base"}
+    two.parent.mkdir()
+    shutil.copytree(one, two)
+    ctx = _ctx(two)
+    assert ctx.state.outputs("save")["model"] == str(two / "model")
+    again = execute(ctx, [save, use], skip_unchanged=True)
+    assert not again["save"]["ran"] and not again["use"]["ran"] and again["use"]["saw"] == str(two / "model")
+    assert CALLS == ["save_model", "use_model"]

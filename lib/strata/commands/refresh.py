@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
 
 
 def refresh(
-    out: Path = typer.Option(..., "--out", help="state dir: state.json, lock, registry (mlruns), index, runs/"),
+    out: str = typer.Option(..., "--out", help="state dir, a folder or an s3:// (gs, abfs) URI: state.json, lock, "
+                            "registry (mlruns), index, runs/"),
     lakehouse: Optional[str] = typer.Option(None, "--lakehouse", help="table root (default: lakehouse.root, "
                                              "else OUT/lakehouse)"),
     profile: str = typer.Option("demo", "--profile", "-p", help="demo | local | cluster"),
@@ -43,7 +44,7 @@ def refresh(
 
         print_plan(cfg, "refresh")
         return
-    root = lakehouse or cfg.lakehouse.root or out / "lakehouse"
+    root = lakehouse or cfg.lakehouse.root or f"{str(out).rstrip('/')}/lakehouse"
     cfg = cfg.model_copy(update={"lakehouse": cfg.lakehouse.model_copy(update={"root": str(root)})})
     try:
         res = run_refresh(cfg, out)

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
 
 def run(
     profile: str = ProfileOpt,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR (default runs/<profile>-<time>)"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="RUN_DIR, a folder or an s3:// (gs, abfs) URI "
+                                      "(default runs/<profile>-<time>)"),
     config: Optional[Path] = ConfigOpt,
     set_: Optional[list[str]] = SetOpt,
     only: Optional[list[str]] = typer.Option(None, "--only", help="run just this step of the graph (repeatable), "
@@ -42,14 +43,16 @@ def run(
         return
     from strata.pipeline.run import run_pipeline
 
-    out = out or Path("runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from strata.storage import location
+
+    out = out or str(Path("runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         result = run_pipeline(cfg, out, only=list(only or []) or None)
     except GraphError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     if result.report_path is not None:
-        console.print(Path(result.report_path).read_text())
+        console.print(location(str(result.report_path)).read_text())
     print(result.run_dir)  # last line on stdout: the run directory
 
 

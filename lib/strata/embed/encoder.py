@@ -32,10 +32,17 @@ def _baseline_dir() -> Path:
 
 
 def resolve_model(name_or_dir: str) -> str:
-    """``"baseline"`` -> the packaged MiniLM folder; otherwise an existing model folder (absolute path)."""
+    """``"baseline"`` -> the packaged MiniLM folder; otherwise an existing model folder (absolute path). A model
+    at an object-store URI (a registered champion) is read from a local copy (``strata.mirror.local_copy``)."""
     if name_or_dir == BASELINE:
         return str(_baseline_dir())
-    path = Path(name_or_dir).expanduser()
+    from strata.mirror import local_copy
+    from strata.storage import is_remote
+
+    try:
+        path = local_copy(name_or_dir) if is_remote(name_or_dir) else Path(name_or_dir).expanduser()
+    except FileNotFoundError as e:
+        raise ModelNotFoundError(f"model {name_or_dir!r}: {e}") from None
     if not path.is_dir():
         raise ModelNotFoundError(
             f"model {name_or_dir!r}: no such folder. Use {BASELINE!r} (the packaged {BASELINE_NAME}) or a "

@@ -10,6 +10,12 @@ the steps it uses, the champion version where it starts from the champion); a st
 its last completed one is skipped. State lives in ``STATE_DIR/state.json``, written atomically after each
 completed step, so a killed refresh redoes only the step it was in. A file lock (``flock``, released by the OS
 when the process dies) keeps two refreshes apart.
+
+``STATE_DIR`` may be an object-store URI: the refresh then works in a local copy pushed back after every step
+(``strata.mirror``), registers models by their URI in the bucket, and keeps the lakehouse (default
+``STATE_DIR/lakehouse``) and Ray Train's storage (default ``STATE_DIR/_train``) in the bucket directly. The
+lock then guards only this machine: on an object store the scheduler keeps one refresh at a time (Airflow
+``max_active_runs=1``, a Databricks job's ``max_concurrent_runs: 1``, a CronJob's ``concurrencyPolicy: Forbid``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from strata.config import StrataConfig
 from strata.pipeline.execute import Context, State, execute, select
 from strata.pipeline.manifest import Manifest
 from strata.pipeline.registry import Registry
+from strata.pipeline.run import remote_defaults
+from strata.storage import is_remote, location
 from strata.tables import Lakehouse
 
 log = logging.getLogger(__name__)
@@ -68,15 +76,28 @@ def refresh(config: StrataConfig, state_dir: str | Path, engines: Any = None) ->
     """Run the nightly refresh once (see module docstring); returns what ran, what was skipped, the gate."""
     from strata.engines import Engines
 
+    mirror = None
+    if is_remote(str(state_dir)):
+        from strata.mirror import Mirror
+
+        uri = str(location(str(state_dir)))
+        config, own_dirs = remote_defaults(config, uri)
+        mirror = Mirror(uri, exclude=own_dirs)
+        state_dir = mirror.pull()
     state_dir = Path(state_dir).expanduser().resolve()
-    with refresh_lock(state_dir):
-        own = engines is None
-        eng = engines or Engines(config.engine)
-        try:
-            return _refresh(config, state_dir, eng)
-        finally:
-            if own:
-                eng.close()
+    try:
+        with refresh_lock(state_dir):
+            own = engines is None
+            eng = engines or Engines(config.engine)
+            try:
+                return _refresh(config, state_dir, eng, mirror)
+            finally:
+                if own:
+                    eng.close()
+    finally:
+        if mirror is not None:
+            mirror.push()
+            mirror.close()
 
 
 def _champion(cfg: StrataConfig, registry: Registry, state_dir: Path, run_id: str) -> Any:
@@ -93,11 +114,12 @@ def _champion(cfg: StrataConfig, registry: Registry, state_dir: Path, run_id: st
     return champ
 
 
-def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
+def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any, mirror: Any = None) -> RefreshResult:
     run_id = time.strftime("refresh-%Y%m%d-%H%M%S")
     run_dir = state_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    registry = Registry(cfg.refresh.registry_uri or (state_dir / "mlruns").as_uri(), cfg.refresh.model_name)
+    registry = Registry(cfg.refresh.registry_uri or (state_dir / "mlruns").as_uri(), cfg.refresh.model_name,
+                        publish=mirror.uri_for if mirror is not None else None)
     champ = _champion(cfg, registry, state_dir, run_id)
     res = RefreshResult(run_id, champion_before=champ.version)
     ctx = Context(cfg, eng, Lakehouse(cfg.lakehouse.root, cfg.lakehouse.format), run_dir,
@@ -109,6 +131,8 @@ def _refresh(cfg: StrataConfig, state_dir: Path, eng: Any) -> RefreshResult:
         res.steps[step.name] = info
         (run_dir / "manifest.json").write_text(json.dumps(res.__dict__, indent=2, default=str))
         log.info("refresh %s: %s", step.name, "ran" if info["ran"] else "skipped (inputs unchanged)")
+        if mirror is not None:
+            mirror.push()
 
     execute(ctx, select(cfg, "refresh", None), skip_unchanged=True, on_step=record)
     gate = res.steps.get("gate", {})

@@ -31,23 +31,45 @@ log = logging.getLogger(__name__)
 DIE_AFTER_ENV = "STRATA_REFRESH_DIE_AT"  # fault injection for the crash tests: die once this step's work is done
 
 
-class State:
-    """Per-step outputs and input fingerprints, persisted in one JSON file."""
+ROOT = "${root}"  # how state.json names its own folder, so the folder can move (a mirror's local copy, a new node)
 
-    def __init__(self, path: Path):
+
+def _swap(obj: Any, old: str, new: str) -> Any:
+    """``obj`` with every string path at or under ``old`` rewritten under ``new``."""
+    if isinstance(obj, str):
+        return new + obj[len(old):] if obj == old or obj.startswith(old + "/") else obj
+    if isinstance(obj, dict):
+        return {k: _swap(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_swap(v, old, new) for v in obj]
+    return obj
+
+
+class State:
+    """Per-step outputs and input fingerprints, persisted in one JSON file. Paths under ``root`` (the file's
+    folder unless given) are stored relative to it (``${root}/...``), so the folder works wherever it is
+    copied; ``outputs`` gives them back absolute."""
+
+    def __init__(self, path: Path, root: Path | None = None):
         self.path = path
+        self.root = str(Path(root or path.parent).resolve())
         self.data: dict = json.loads(path.read_text()) if path.is_file() else {"steps": {}}
 
     def done(self, name: str, fp: str) -> bool:
         return self.data["steps"].get(name, {}).get("inputs") == fp
 
-    def outputs(self, name: str) -> dict:
+    def stored(self, name: str) -> dict:
+        """A step's outputs as stored (folder-relative): what fingerprints compare."""
         return self.data["steps"].get(name, {}).get("outputs", {})
+
+    def outputs(self, name: str) -> dict:
+        return _swap(self.stored(name), ROOT, self.root)
 
     def has(self, name: str) -> bool:
         return name in self.data["steps"]
 
     def complete(self, name: str, fp: str, outputs: dict) -> None:
+        outputs = _swap(json.loads(json.dumps(outputs, default=str)), self.root, ROOT)
         self.data["steps"][name] = {"inputs": fp, "outputs": outputs, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -103,7 +125,7 @@ def fingerprint(ctx: Context, s: Step) -> str:
     cfg = ctx.config.model_dump(mode="json")
     tables = {t: table_fingerprint(ctx.engines.spark, ctx.lakehouse, t) for t in s.reads if t not in s.writes}
     return digest({"tables": tables, "config": {k: cfg[k] for k in s.sections},
-                   "uses": {u: ctx.state.outputs(u) for u in s.uses},
+                   "uses": {u: ctx.state.stored(u) for u in s.uses},
                    "start": ctx.start_version if s.start else None})
 
 

@@ -2,7 +2,8 @@
 
 A version's source is a model folder under the state dir (copied there before registration, so a run
 folder can be deleted without breaking the registry). Only the promotion step moves the alias, and only
-after the copy is complete, so a killed or rejected run never changes what ``champion`` points to.
+after the copy is complete, so a killed or rejected run never changes what ``champion`` points to. With the
+state dir on an object store, ``publish`` names the copy by its URI there (the local folder is a mirror's).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 CHAMPION = "champion"
 
@@ -24,12 +26,13 @@ class ModelVersion:
 
 
 class Registry:
-    def __init__(self, uri: str, name: str):
+    def __init__(self, uri: str, name: str, publish: Callable[[Path], str] | None = None):
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: explicit opt-in to the file store
         from mlflow import MlflowClient
 
         self.uri, self.name = uri, name
+        self.publish = publish or str
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def _ensure(self) -> None:
@@ -57,8 +60,9 @@ class Registry:
         tmp = final.with_name(final.name + ".tmp")
         shutil.copytree(model_dir, tmp)
         tmp.rename(final)
-        v = self.client.create_model_version(self.name, source=str(final), tags={k: str(x) for k, x in tags.items()})
-        return ModelVersion(str(v.version), str(final), dict(v.tags))
+        source = self.publish(final)
+        v = self.client.create_model_version(self.name, source=source, tags={k: str(x) for k, x in tags.items()})
+        return ModelVersion(str(v.version), source, dict(v.tags))
 
     def promote(self, version: str) -> None:
         self.client.set_registered_model_alias(self.name, CHAMPION, version)

@@ -122,9 +122,12 @@ def shared_root(cfg: TrainConfig, out: Path) -> "StoragePath":
     run directory finds its groups and checkpoints again."""
     if not cfg.storage:
         return out
+    from strata.mirror import remote_for
     from strata.text import stable_hash
 
-    return location(cfg.storage) / f"{out.parent.name}-{out.name}-{stable_hash(str(out)):016x}"[:80]
+    key = remote_for(out)  # a run folder on an object store: its URI, not this process's copy of it
+    name = key.rstrip("/").rsplit("/", 2)
+    return location(cfg.storage) / f"{name[-2]}-{name[-1]}-{stable_hash(key):016x}"[:80]
 
 
 def _resolve_base(name: str) -> str:
@@ -221,7 +224,7 @@ def train(engines: Any, lakehouse: Any, cfg: TrainConfig, stages: str, out: str 
                           AugmentConfig(cfg.spelling_rate, cfg.synthetic_queries, cfg.synthetic_generator, cfg.seed))
     aug = groups.augmentation()
     log.info("train: %d query groups (%s)", groups.groups, aug)
-    model = init_model or _resolve_base(cfg.base_model)
+    model = _resolve_base(init_model or cfg.base_model)  # a champion at a URI: its local copy
     results = []
     for stage in ((1, 2) if stages == "both" else (int(stages),)):
         if stage == 2 and stages == "both":
