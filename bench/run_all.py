@@ -201,6 +201,20 @@ def blocks_embed(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
         b.rows.append(Row("texts/s (higher = better)", [n / s for s in raw.get("strata_seconds", []) if s],
                           [n / s for s in raw.get("peer_seconds", []) if s], peer,
                           note="per run; the ratio is the inverse of the time ratio"))
+    for name, r in (raw.get("backends") or {}).items():
+        if name == "torch" or not n:
+            continue
+        b.rows.append(Row(f"texts/s, embed.backend={name} (higher = better)", [n / s for s in r["seconds"] if s],
+                          [n / s for s in raw.get("peer_seconds", []) if s], peer + " (fp32)",
+                          note=f"vectors: min cosine {r['min_cos']} to the peer's"))
+    q = raw.get("quality") or {}
+    for name in (raw.get("backends") or {}):
+        if name in q:
+            vs = q[name].get("vs_torch")
+            b.rows.append(Row(f"nDCG@10 off the shelf, embed.backend={name} ({q['queries']} dev queries, "
+                              f"{fmt_num(q['docs'])} products)", [q[name]["ndcg@10"]],
+                              note=(f"vs torch {vs['diff']:+.4f} (95% CI {vs['ci95'][0]:+.4f}..{vs['ci95'][1]:+.4f})"
+                                    if vs else "")))
     if "max_abs_diff" in raw:
         b.notes.append(f"vectors agree to {raw['max_abs_diff']:.1e} (max abs difference); batch "
                        f"{raw.get('batch_size')}, max_seq_length {raw.get('max_seq_length')}")

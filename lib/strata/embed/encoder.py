@@ -79,9 +79,18 @@ def model_id(name_or_dir: str) -> str:
 
 
 def load_encoder(
-    name_or_dir: str, max_seq_length: int | None = None, device: str = "cpu"
+    name_or_dir: str, max_seq_length: int | None = None, device: str = "cpu", backend: str = "torch",
+    threads: int | None = None,
 ) -> "SentenceTransformer":
-    """Load from a local folder only (``local_files_only``), optionally capping the token length."""
+    """Load from a local folder only (``local_files_only``), optionally capping the token length. ``backend``
+    ``onnx`` / ``onnx-int8``: the model's cached ONNX export on ONNX Runtime (``strata.embed.onnx``), CPU only."""
+    if backend != "torch":
+        from strata.embed.onnx import OnnxEncoder, exported
+
+        if device != "cpu":
+            raise ValueError(f"embed backend {backend!r} runs on CPU; use embed.backend=torch on GPUs")
+        folder = exported(resolve_model(name_or_dir), model_id(name_or_dir), backend)
+        return OnnxEncoder(folder, backend, max_seq_length, threads)  # type: ignore[return-value]
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(resolve_model(name_or_dir), device=device, local_files_only=True)

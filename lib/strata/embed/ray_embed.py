@@ -46,12 +46,14 @@ class EncodeBatches:
     """Ray Data actor: loads the encoder once, then embeds each ``{"idx", "text"}`` batch."""
 
     def __init__(
-        self, model: "str | Shipped", max_seq_length: int, batch_size: int, device: str, threads: int
+        self, model: "str | Shipped", max_seq_length: int, batch_size: int, device: str, threads: int,
+        backend: str = "torch",
     ) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.model = load_encoder(here(model), max_seq_length=max_seq_length, device=device)
+        self.model = load_encoder(here(model), max_seq_length=max_seq_length, device=device, backend=backend,
+                                  threads=threads)
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -96,6 +98,7 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
             "batch_size": cfg.batch_size,
             "device": "cuda" if cfg.actor_gpus > 0 else "cpu",
             "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray)),
+            "backend": cfg.backend,
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",
@@ -122,6 +125,6 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
 
 def embed_texts_local(texts: list[str], cfg: EmbedConfig) -> np.ndarray:
     """Same vectors as :func:`embed_texts`, computed in this process."""
-    model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length)
+    model = load_encoder(cfg.model, max_seq_length=cfg.max_seq_length, backend=cfg.backend)
     return encode(model, list(texts), batch_size=cfg.batch_size)
 

@@ -50,6 +50,8 @@ class DenseRetriever:
     def model_id(self) -> str:
         if self._model_id is None:  # a hash over the weight files: computed once
             self._model_id = model_id(self.cfg.model)
+            if self.cfg.backend != "torch":  # another engine's vectors differ a little: cached apart
+                self._model_id += f"+{self.cfg.backend}"
         return self._model_id
 
     def embed(self, texts: list[str], desc: str) -> np.ndarray:
@@ -68,7 +70,8 @@ class DenseRetriever:
         if self.engines is not None and len(texts) >= self.cfg.ray_min_texts:
             return embed_texts(self.engines, texts, self.cfg, desc=f"{self.name}: {desc}")
         if self._encoder is None:  # local: load once, reuse for corpus and queries
-            self._encoder = load_encoder(self.cfg.model, max_seq_length=self.cfg.max_seq_length)
+            self._encoder = load_encoder(self.cfg.model, max_seq_length=self.cfg.max_seq_length,
+                                         backend=self.cfg.backend)
         return encode(self._encoder, texts, batch_size=self.cfg.batch_size)
 
     def index(self, doc_ids: list[str], doc_texts: list[str]) -> None:
