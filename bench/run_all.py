@@ -221,6 +221,28 @@ def blocks_embed(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
     return [b]
 
 
+def blocks_ddp(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """Ray Train with two DDP workers against one worker on the same run's data, steps and global batch."""
+    b = new_block("training: two DDP workers (gloo) vs one, same data, steps and global batch", raw, meta, doc, src)
+    v, cmp = raw.get("variants") or {}, raw.get("comparisons") or {}
+    one = v.get("w1") or {}
+    for name, label in (("w2", "2 workers x half the batch"), ("w1-seed", "1 worker, another seed (noise floor)")):
+        if name not in v or not one:
+            continue
+        c = cmp.get(f"{name} vs w1") or {}
+        b.rows.append(Row(f"dev nDCG@10, {label} ({one.get('queries')} queries)", [v[name]["ndcg@10"]],
+                          [one["ndcg@10"]], "1 worker", ratio=None,
+                          note=(f"diff {c['delta']:+.4f}, 95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}" if c else "")))
+        for s_new, s_one in zip(v[name]["stages"], one["stages"]):
+            b.rows.append(Row(f"stage {s_new['stage']}: final loss (EMA), {label}", [s_new["final_loss"]],
+                              [s_one["final_loss"]], "1 worker",
+                              note="rank 0's loss: with 2 workers over half the batch (half the in-batch negatives)"
+                              if name == "w2" else ""))
+            b.rows.append(Row(f"stage {s_new['stage']}: examples/s, {label}", [s_new["examples_per_s"]],
+                              [s_one["examples_per_s"]], "1 worker"))
+    return [b]
+
+
 def blocks_data(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
     b = new_block("ingest + features (Sail + Delta)", raw, meta, doc, src)
     ing, feat = raw.get("ingest") or {}, raw.get("features") or {}
@@ -464,7 +486,12 @@ SECTIONS = {"foundation": "Foundation: embedding inference", "data": "Data platf
 
 
 def _args_embed(a, p):
-    return ["--n", "256", "--repeats", "2"] if a.quick else ["--n", "3000", "--repeats", "3"]
+    quality = ["--beir", str(p["work"] / "demo-run" / "beir" / "homedepot-dev"), "--cache", str(p["work"] / "embed-cache")]
+    return ["--n", "256", "--repeats", "2"] if a.quick else ["--n", "3000", "--repeats", "3", *quality]
+
+
+def _args_ddp(a, p):
+    return ["--run", str(p["work"] / "demo-run"), "--work", str(p["work"] / "ddp")]
 
 
 def _args_data(a, p):
@@ -508,7 +535,7 @@ def _args_ingest_table(a, p):
 
 
 BENCHES = [
-    Bench("embed", "foundation", "bench/bench_embed.py", "embed.json", blocks_embed, (), _args_embed),
+    Bench("embed", "foundation", "bench/bench_embed.py", "embed.json", blocks_embed, ("demo_run",), _args_embed),
     Bench("data", "data", "bench/bench_data.py", "data.json", blocks_data, (), _args_data,
           documented={"command": "HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_data.py"}),
     Bench("judge", "judge", "bench/bench_judge.py", "judge.json", blocks_judge, ("lakehouse", "judge"), _args_judge,
@@ -519,6 +546,7 @@ BENCHES = [
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train),
     Bench("train_throughput", "train", "bench/bench_train.py", "train_throughput.json", blocks_train,
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train_tp),
+    Bench("ddp", "train", "bench/bench_ddp.py", "ddp.json", blocks_ddp, ("demo_run",), _args_ddp),
     Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
     Bench("ingest_table", "scale", "bench/bench_ingest_table.py", "ingest_table.json", blocks_ingest_table, (),
           _args_ingest_table),
@@ -775,6 +803,10 @@ class Runner:
         st["embed_vectors"] = Step("embed_vectors", self._strata(
             "embed", "--lakehouse", str(lh), "--catalog", "homedepot", "--out", str(self.work / "ann-vectors"),
             "--max-seq-length", "32", "--cache-dir", str(self.work / "embed-cache")), ("ingest-homedepot",))
+        # A whole demo run (the graph on the embedded engines): DDP parity reruns its training, the embedding
+        # backends are scored on its dev folder with its embedding cache.
+        st["demo_run"] = Step("demo_run", self._strata("run", "--profile", "demo", "--out", str(self.work / "demo-run"),
+                                                       "--set", f"embed.cache_dir={self.work / 'embed-cache'}"), ())
         if a.judge:
             st["judge"] = Step("judge", [], (), need(a.judge))
         else:

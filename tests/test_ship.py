@@ -58,3 +58,20 @@ def test_an_unchanged_folder_is_put_once_per_job(engines, tmp_path):
     (src / "config.json").write_text('{"a": 22}')  # changed (size): shipped again, with its new digest
     second = ship(ray, src)
     assert second is not first and second.digest == folder_digest(src) != first.digest
+
+
+def test_a_new_cluster_gets_its_own_copy(tmp_path):
+    """Job ids start over with every new local cluster (a process that runs the graph twice, as bench_ddp does):
+    a copy put into the last cluster's object store must not be handed to the next one."""
+    from types import SimpleNamespace
+
+    src = _folder(tmp_path / "model")
+    puts: list[dict] = []
+
+    def cluster(node: str):
+        ctx = SimpleNamespace(get_node_id=lambda: node, get_job_id=lambda: "01000000")
+        return SimpleNamespace(get_runtime_context=lambda: ctx, put=lambda obj: puts.append(obj) or f"ref-{node}")
+
+    first, second = ship(cluster("node-a"), src), ship(cluster("node-b"), src)
+    assert (first.ref, second.ref) == ("ref-node-a", "ref-node-b") and len(puts) == 2
+    assert ship(cluster("node-b"), src) is second and len(puts) == 2

@@ -71,7 +71,9 @@ def ship(ray: Any, path: str | Path) -> "Shipped | str":
         log.warning("%s: %.1f GB, not shipped through the object store: it must be readable on every node",
                     root, size / 1e9)
         return str(path)
-    key = (ray.get_runtime_context().get_job_id(), str(root.resolve()),
+    ctx = ray.get_runtime_context()
+    # job ids restart with every new local cluster; the driver's node id does not repeat across clusters
+    key = (ctx.get_node_id(), ctx.get_job_id(), str(root.resolve()),
            tuple((str(f.relative_to(root)), st.st_size, st.st_mtime_ns) for f, st in zip(files, stats)))
     if key not in _SHIPPED:
         payload = {str(f.relative_to(root)): f.read_bytes() for f in files}

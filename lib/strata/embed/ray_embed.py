@@ -102,7 +102,7 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",
-        concurrency=cfg.actors,
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors),  # a fixed pool (`concurrency` is deprecated)
         num_cpus=cfg.actor_cpus,
         num_gpus=cfg.actor_gpus or None,
     )

@@ -264,7 +264,7 @@ def _verdicts(engines: Any, todo: Todo, cfg: JudgeConfig, use_ray: bool,
             fn_constructor_kwargs={"cfg": cfg.model_dump(),
                                    "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray)),
                                    "model": ship(ray, cfg.model) if cfg.model else None},
-            batch_size=window, batch_format="numpy", concurrency=cfg.actors,
+            batch_size=window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=cfg.actors),
             num_cpus=cfg.actor_cpus, num_gpus=cfg.actor_gpus or None,
         )
         yield from ds.iter_batches(batch_format="pandas", batch_size=None)
