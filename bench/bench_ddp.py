@@ -62,8 +62,9 @@ def run_variant(base: Path, work: Path, name: str, sets: list[str], config_file:
         t0 = time.perf_counter()
         run_pipeline(cfg, folder, only=STEPS)
         (folder / "done.json").write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "set": sets}))
-    state = json.loads((folder / "state.json").read_text())["steps"]
-    model = state["train-stage2"]["outputs"]["model"].replace("${root}", str(folder.resolve()))
+    from strata.pipeline.execute import State
+
+    model = State(folder / "state.json").outputs("train-stage2")["model"]
     metrics = json.loads((folder / "metrics.json").read_text())["retrievers"]
     per_query = json.loads((folder / "per_query.json").read_text())
     train = json.loads((folder / "train" / "train.json").read_text())
