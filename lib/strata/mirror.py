@@ -123,12 +123,7 @@ class Mirror:
 
     def uri_for(self, path: str | Path) -> str:
         """The remote URI of a path inside the local copy (a path outside it is returned unchanged)."""
-        p = Path(path).resolve()
-        try:
-            rel = p.relative_to(self.local)
-        except ValueError:
-            return str(path)
-        return str(self.remote / rel.as_posix()) if rel.parts else str(self.remote)
+        return _as_uri(path, str(self.remote), self.local)
 
     def close(self) -> None:
         """Forget and delete the local copy (push first: what is not pushed is lost)."""
@@ -137,14 +132,22 @@ class Mirror:
         shutil.rmtree(self.local, ignore_errors=True)
 
 
+def _as_uri(path: str | Path, root: str, local: Path) -> str:
+    """``path`` named under ``root`` when it lies in ``local`` (the copy of ``root``), else unchanged."""
+    p = Path(path).resolve()
+    if p != local and local not in p.parents:
+        return str(path)
+    rel = p.relative_to(local).as_posix()
+    return root if rel == "." else f"{root}/{rel}"
+
+
 def remote_for(path: str | Path) -> str:
     """The URI a local path stands for when it lies in a pulled mirror's copy, else the path itself: a name
     that stays the same across processes and nodes (the copies' folders do not)."""
-    p = Path(path).resolve()
     for root, local in _MOUNTS.items():
-        if p == local or local in p.parents:
-            rel = p.relative_to(local).as_posix()
-            return root if rel == "." else f"{root}/{rel}"
+        uri = _as_uri(path, root, local)
+        if uri != str(path):
+            return uri
     return str(path)
 
 
