@@ -1,5 +1,7 @@
-"""Embedding throughput: Strata's Ray Data actor pool, per inference backend (``embed.backend``: torch, onnx,
-onnx-int8), vs plain in-process sentence-transformers ``encode`` (the peer: fp32, same model).
+"""Embedding throughput: Strata's Ray Data actor pool, per inference backend (``embed.backend``: torch,
+torch-bf16, onnx, onnx-int8), vs plain in-process sentence-transformers ``encode`` (the peer: fp32, same model).
+Each backend is also timed in-process (the same encoder in the driver, as Strata embeds small inputs), which
+shows the engine's own speed without Ray's per-job actor start and model load.
 
 Same model, texts, batch size, sequence length and cores; runs are interleaved (peer, strata per backend, peer,
 ...) so machine noise hits all alike, and the ratio of medians is the number to read. Ray start-up is excluded
@@ -87,7 +89,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-seq-length", type=int, default=48)
-    ap.add_argument("--backends", default="torch,onnx,onnx-int8", help="embed.backend values to time")
+    ap.add_argument("--backends", default="torch,torch-bf16,onnx-int8", help="embed.backend values to time")
     ap.add_argument("--beir", type=Path, default=None, help="a BEIR dev folder: nDCG@10 per backend too")
     ap.add_argument("--max-queries", type=int, default=500)
     ap.add_argument("--cache", default=None, help="embedding cache dir for the quality part")
@@ -103,7 +105,7 @@ def main() -> None:
 
     import numpy as np
 
-    from strata.embed.encoder import load_encoder
+    from strata.embed.encoder import encode, load_encoder
 
     texts = home_depot_titles(args.n)
     cfgs = {b: EmbedConfig(batch_size=args.batch_size, max_seq_length=args.max_seq_length, actors=1, actor_cpus=0.5,
@@ -117,7 +119,10 @@ def main() -> None:
     peer.encode(texts[:256], batch_size=args.batch_size)  # warm-up
 
     peer_s: list[float] = []
-    by_backend: dict[str, dict] = {b: {"seconds": [], "max_abs_diff": 0.0, "min_cos": 1.0} for b in backends}
+    by_backend: dict[str, dict] = {b: {"seconds": [], "in_process_seconds": [], "max_abs_diff": 0.0, "min_cos": 1.0}
+                                   for b in backends}
+    local = {b: load_encoder("baseline", max_seq_length=args.max_seq_length, backend=b,
+                             **({"threads": os.cpu_count()} if b.startswith("onnx") else {})) for b in backends}
     quality: dict = {}
     with Engines(EngineConfig(ray_num_cpus=os.cpu_count())) as eng:
         eng.ray()
@@ -132,13 +137,17 @@ def main() -> None:
                 r["seconds"].append(round(time.perf_counter() - t, 2))
                 r["max_abs_diff"] = max(r["max_abs_diff"], float(abs(ref - got).max()))
                 r["min_cos"] = min(r["min_cos"], float((ref * got).sum(1).min()))
+                t = time.perf_counter()
+                encode(local[b], texts, batch_size=args.batch_size)
+                r["in_process_seconds"].append(round(time.perf_counter() - t, 2))
         if args.beir is not None:
             quality = backend_quality(eng, args, backends)
 
     p = statistics.median(peer_s)
     for b, r in by_backend.items():
-        med = statistics.median(r["seconds"])
+        med, loc = statistics.median(r["seconds"]), statistics.median(r["in_process_seconds"])
         r.update(texts_per_s=round(len(texts) / med, 1), speedup_over_peer=round(p / med, 2),
+                 in_process_texts_per_s=round(len(texts) / loc, 1), in_process_speedup_over_peer=round(p / loc, 2),
                  max_abs_diff=round(r["max_abs_diff"], 5), min_cos=round(r["min_cos"], 5))
     s = statistics.median(by_backend["torch"]["seconds"]) if "torch" in by_backend else float("nan")
     result = {

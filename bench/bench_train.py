@@ -53,7 +53,7 @@ def mnrl_rows(groups, negatives: int, seed: int, positives: int = 1):
 
 
 def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: float, seq: int, seed: int,
-               positives: int = 1):
+               positives: int = 1, bf16: bool = False):
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, \
         SentenceTransformerTrainingArguments
@@ -68,7 +68,7 @@ def train_mnrl(groups, out: Path, steps: int, batch: int, negatives: int, lr: fl
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "st_out"), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
         warmup_ratio=0.1, logging_steps=20, save_strategy="no", report_to=[], seed=seed, use_cpu=True,
-        dataloader_drop_last=True,
+        dataloader_drop_last=True, bf16=bf16,
         # several rows per query: keep a query's other positives out of its in-batch negatives
         batch_sampler=BatchSamplers.NO_DUPLICATES if positives > 1 else BatchSamplers.BATCH_SAMPLER)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
@@ -98,12 +98,22 @@ def throughput(eng, lh, cfg, groups, a, work: Path) -> dict:
             st = train_mnrl(groups, work / f"tp{r}" / "mnrl", a.steps1, a.batch, a.negatives, a.lr, a.seq, 13)
         peer = {"examples_per_s": st["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
         runs.append({"strata": ours, "mnrl": peer,
-                     "ratio": round(ours["examples_per_s"] / peer["examples_per_s"], 3)})
+                     "ratio": round(ours["examples_per_s"] / peer["examples_per_s"], 3),
+                     "rss_ratio": round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3)})
+        if a.peer_bf16:  # the peer's own mixed precision (its `bf16=True`), as a user on this CPU could run it
+            with PeakRSS(every=0.5, include_self=True) as mem:
+                st = train_mnrl(groups, work / f"tp{r}" / "mnrl16", a.steps1, a.batch, a.negatives, a.lr, a.seq, 13,
+                                bf16=True)
+            runs[-1]["mnrl_bf16"] = {"examples_per_s": st["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
+            runs[-1]["ratio_vs_bf16"] = round(ours["examples_per_s"] / st["examples_per_s"], 3)
         print(json.dumps(runs[-1]), flush=True)
+    peers = ("strata", "mnrl", "mnrl_bf16") if a.peer_bf16 else ("strata", "mnrl")
     med = {k: {m: statistics.median(x[k][m] for x in runs) for m in ("examples_per_s", "peak_rss_mb")}
-           for k in ("strata", "mnrl")}
-    return {"steps": a.steps1, "repeats": runs, "median": med,
-            "median_ratio": statistics.median(x["ratio"] for x in runs)}
+           for k in peers}
+    return {"steps": a.steps1, "precision": a.precision, "repeats": runs, "median": med,
+            "median_ratio": statistics.median(x["ratio"] for x in runs),
+            "median_rss_ratio": statistics.median(x["rss_ratio"] for x in runs),
+            **({"median_ratio_vs_bf16": statistics.median(x["ratio_vs_bf16"] for x in runs)} if a.peer_bf16 else {})}
 
 
 PEER_INPUTS = ("lakehouse", "catalog", "batch", "negatives", "seq", "lr", "work")
@@ -151,6 +161,10 @@ def main() -> None:
                          "(lakehouse, catalog, steps, batch, negatives, seq, lr, work) matches; else retrain")
     ap.add_argument("--throughput-only", type=int, default=0, metavar="REPEATS",
                     help="no quality: REPEATS head-to-head Stage 1 vs MNRL runs of --steps1 steps (medians)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                    help="Strata's train.precision (the peer trains in fp32, its default)")
+    ap.add_argument("--peer-bf16", action="store_true",
+                    help="throughput: also time the peer with its own bf16=True")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
     a = ap.parse_args()
 
@@ -169,7 +183,7 @@ def main() -> None:
     lh = Lakehouse(a.lakehouse)
     res: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                  "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "params": vars(a)}
-    cfg = TrainConfig(max_seq_length=a.seq, cpus_per_worker=2, threads=2, checkpoint_every=100, spelling_rate=0.1,
+    cfg = TrainConfig(max_seq_length=a.seq, cpus_per_worker=2, threads=2, precision=a.precision, checkpoint_every=100, spelling_rate=0.1,
                       catalogs=[a.catalog],
                       stage1={"max_steps": a.steps1, "queries_per_batch": a.batch, "negatives": a.negatives,
                               "lr": a.lr, "epochs": 100, **({"partials": a.partials} if a.partials else {})},

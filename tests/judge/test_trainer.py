@@ -34,3 +34,23 @@ def test_stacked_judge_trains_saves_and_scores(tmp_path, toy_pairs):
     assert p.shape == (20, 3) and np.allclose(p.sum(1), 1) and not np.allclose(p, ce)
     # the head learnt the toy task on pairs the cross-encoder never saw
     assert (p.argmax(1) == pairs["grade"].to_numpy()[:20]).mean() >= 0.6
+
+
+def test_a_judge_scores_at_the_precision_it_was_trained_in(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from judge_toys import synthetic_pairs
+
+    pairs = synthetic_pairs(6)
+    cfg = dict(stack_fraction=0.0, layers=1, batch_size=16, max_pairs=48, max_length=24, threads=1)
+    out16 = tmp_path / "bf16"
+    train_judge(pairs, out16, list(pairs["product_text"].unique()), JudgeTrainConfig(precision="bf16", **cfg))
+    assert json.loads((out16 / "judge.json").read_text())["precision"] == "bf16"
+    j16 = DistilledJudge(out16)
+    assert j16.precision == "bf16"
+    q, t = list(pairs["query"][:8]), list(pairs["product_text"][:8])
+    p16 = j16.cross_encoder_proba(q, t)
+    j16.precision = "fp32"  # the same weights in fp32: bf16 moves the probabilities by rounding only
+    assert p16.dtype == np.float32 and np.abs(p16 - j16.cross_encoder_proba(q, t)).max() < 0.05

@@ -25,8 +25,8 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     # Stage 1 with the hard-negative draw (the groups' scores column reaches the Ray Train workers) and two
     # positives per query
     # Stage 2 with the judge-distillation term and the judged-slot draw (the groups' teachers and judged columns
-    # reach the workers too)
-    cfg = _cfg(tmp_path, stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2,
+    # reach the workers too). Under bf16 autocast (train.precision): the saved fp32 weights reload to 1e-5.
+    cfg = _cfg(tmp_path, precision="bf16", stage1={"max_steps": 4, "queries_per_batch": 4, "lr": 5e-5, "hard_temperature": 0.2,
                                  "positives": 2}, stage2={"max_steps": 3, "queries_per_batch": 4,
                                                           "distill_weight": 0.5, "label_judged": False,
                                                           "judged_rows": 2})
@@ -49,6 +49,7 @@ def test_two_stages_save_reload_and_log(engines, train_lakehouse, tiny_st_model,
     logged = {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/distill_weight")}
     assert logged == {"0.5"}  # Stage 2's run only
     assert {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/judged_rows")} == {"2"}
+    assert {p.read_text() for p in (tmp_path / "mlruns").glob("*/*/params/precision")} == {"bf16"}
 
 
 LONGER = {"max_steps": 6, "queries_per_batch": 4, "lr": 5e-5}

@@ -14,10 +14,12 @@ class EmbedConfig(StrictModel):
     """Off-the-shelf or trained bi-encoder inference on Ray Data."""
 
     model: str = Field("baseline", description="'baseline' (packaged all-MiniLM-L6-v2) or a model dir")
-    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch", description="inference engine: torch (sentence-transformers, fp32; GPUs), onnx (ONNX Runtime, "
-        "fp32) or onnx-int8 (ONNX Runtime, weights quantized to int8: the fastest on CPU). The export is cached "
-        "by model id; vectors of each backend are cached apart")
+    backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8", "auto"] = Field(
+        "torch", description="inference engine: torch (sentence-transformers, fp32), torch-bf16 (the same under bf16 "
+        "autocast: about 2x on CPUs with AMX / AVX512-BF16, slower than fp32 on CPUs without), onnx (ONNX Runtime, "
+        "fp32), onnx-int8 (ONNX Runtime, int8 weights: faster on older CPUs, less exact), or auto (torch-bf16 where "
+        "the CPU computes bf16 natively, else torch; torch on GPU actors). An ONNX export is cached by model id; "
+        "vectors of each backend are cached apart")
     batch_size: int = Field(128, ge=1)
     max_seq_length: int | None = Field(None, ge=8, le=512, description="None = the model's own limit")
     actors: int = Field(1, ge=1, description="embedding actors (GPU workers on a cluster)")

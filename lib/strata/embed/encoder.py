@@ -83,8 +83,10 @@ def load_encoder(
     threads: int | None = None,
 ) -> "SentenceTransformer":
     """Load from a local folder only (``local_files_only``), optionally capping the token length. ``backend``
-    ``onnx`` / ``onnx-int8``: the model's cached ONNX export on ONNX Runtime (``strata.embed.onnx``), CPU only."""
-    if backend != "torch":
+    ``onnx`` / ``onnx-int8``: the model's cached ONNX export on ONNX Runtime (``strata.embed.onnx``), CPU only;
+    ``torch-bf16``: sentence-transformers under bf16 autocast; ``auto``: see :func:`resolve_backend`."""
+    backend = resolve_backend(backend, device)
+    if backend.startswith("onnx"):
         from strata.embed.onnx import OnnxEncoder, exported
 
         if device != "cpu":
@@ -97,7 +99,39 @@ def load_encoder(
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     model.eval()
-    return model
+    return Bf16Encoder(model) if backend == "torch-bf16" else model
+
+
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8", "auto")
+
+
+def resolve_backend(backend: str, device: str = "cpu") -> str:
+    """The engine ``backend`` names on ``device``: ``auto`` is ``torch-bf16`` where the CPU computes bf16
+    natively (``strata.precision``), else ``torch``; on GPUs ``auto`` is ``torch`` (fp32 there is not the
+    bottleneck)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"embed backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    from strata.precision import native_bf16
+
+    return "torch-bf16" if device == "cpu" and native_bf16("cpu") else "torch"
+
+
+class Bf16Encoder:
+    """A SentenceTransformer whose ``encode`` runs under bf16 autocast (vectors come back float32)."""
+
+    def __init__(self, model: "SentenceTransformer"):
+        self.model = model
+
+    def encode(self, *args, **kwargs) -> np.ndarray:
+        from strata.precision import autocast
+
+        with autocast("bf16", self.model.device.type):
+            return self.model.encode(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
 
 
 def encode(

@@ -23,7 +23,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
 CACHE_ENV = "STRATA_ONNX_CACHE"  # where exports go (default ~/.cache/strata/onnx)
 _FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx"}
 
@@ -106,7 +105,7 @@ def export(model_dir: str | Path, out: str | Path, int8: bool) -> Path:
 def exported(model_dir: str | Path, model_id: str, backend: str) -> Path:
     """The cached export of ``model_dir`` for ``backend`` (exported on first use)."""
     if backend not in _FILES:
-        raise ValueError(f"embed backend {backend!r}: one of {', '.join(BACKENDS)}")
+        raise ValueError(f"ONNX backend {backend!r}: one of {', '.join(_FILES)}")
     folder = cache_root() / model_id.replace("/", "_")
     if not (folder / _FILES[backend]).is_file():
         shutil.rmtree(folder, ignore_errors=True)  # an fp32-only export when int8 is wanted: redo it whole

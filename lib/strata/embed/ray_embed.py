@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from strata.embed.config import EmbedConfig
-from strata.embed.encoder import BASELINE, encode, load_encoder, resolve_model
+from strata.embed.encoder import BASELINE, encode, load_encoder, resolve_backend, resolve_model
 from strata.ship import Shipped, here, ship
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
         return embed_texts_local(texts, cfg)
     ray = engines.ray()
     model = _model_for_workers(cfg.model)
+    device = "cuda" if cfg.actor_gpus > 0 else "cpu"
     # Rows go out shortest first: a batch is padded to its longest text, so batches of similar lengths
     # waste little compute (what sentence-transformers does in-process, but across all batches).
     order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=n), kind="stable")
@@ -96,9 +97,9 @@ def embed_texts(engines: Any, texts: list[str], cfg: EmbedConfig, desc: str = "e
             "model": ship(ray, model) if model != BASELINE else model,
             "max_seq_length": cfg.max_seq_length,
             "batch_size": cfg.batch_size,
-            "device": "cuda" if cfg.actor_gpus > 0 else "cpu",
+            "device": device,
             "threads": torch_threads(cfg.actor_cpus, cfg.actors, _node_cpus(ray)),
-            "backend": cfg.backend,
+            "backend": resolve_backend(cfg.backend, device),  # `auto` decided once, in the driver
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from strata.embed.config import EmbedConfig
-from strata.embed.encoder import BASELINE, encode, load_encoder, model_id, resolve_model
+from strata.embed.encoder import BASELINE, encode, load_encoder, model_id, resolve_backend, resolve_model
 from strata.embed.index import build_index, search
 from strata.embed.ray_embed import embed_texts
 
@@ -38,7 +38,9 @@ class DenseRetriever:
         if model != BASELINE:
             model = resolve_model(model)  # fail now, with the path in the message, not inside Ray
         self.name = name or model
-        self.cfg = embed_cfg.model_copy(update={"model": model})
+        # `auto` is decided here, once, so the cache id and every actor use the same engine
+        backend = resolve_backend(embed_cfg.backend, "cuda" if embed_cfg.actor_gpus > 0 else "cpu")
+        self.cfg = embed_cfg.model_copy(update={"model": model, "backend": backend})
         self.engines = engines
         self._encoder: Any = None
         self._index: Any = None

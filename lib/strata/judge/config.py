@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from strata.config_base import StrictModel
 from strata.judge.prompt import GUIDELINE_VERSION
+from strata.precision import PRECISION_HELP, Precision
 from strata.secret_policy import ENV_NAME, find_secret_fields, url_credential
 
 SECRET_HINT = ("API keys are never read from a config file, --set override or job parameter (the config is "
@@ -116,6 +117,7 @@ class JudgeTrainConfig(StrictModel):
                                       "none)")
     seed: int = Field(13, description="seed of the pair shuffle, the weights init and the grade head")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (>= 1; None = torch's default)")
+    precision: Precision = Field("fp32", description="training and scoring (the judge keeps it) in " + PRECISION_HELP)
     stack_fraction: float = Field(0.25, ge=0, lt=1,
                                   description="share of training queries held out from the cross-encoder to fit "
                                   "the grade head on, in [0, 1) (0 = no grade head)")

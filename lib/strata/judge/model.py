@@ -88,6 +88,11 @@ def weights_sha(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def encoder_backend(precision: str) -> str:
+    """The grade head's bi-encoder runs at the judge's precision (``auto`` and ``bf16`` map to embed backends)."""
+    return {"fp32": "torch", "bf16": "torch-bf16", "auto": "auto"}[precision]
+
+
 class DistilledJudge:
     """Load a trained judge folder; ``judge(batch)`` scores pairs (``Judge`` protocol)."""
 
@@ -111,6 +116,7 @@ class DistilledJudge:
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
         self.pooling = self.meta.get("pooling", "cls")
+        self.precision = self.meta.get("precision", "fp32")  # scored as it was trained and calibrated
         if self.pooling == "mean":
             from safetensors.torch import load_file
             from transformers import AutoModel
@@ -136,7 +142,7 @@ class DistilledJudge:
         self.grade_head = GradeHead.load(self.folder)
         self.token_stats = TokenStats.load(self.folder / TOKEN_STATS_FILE)
         self.encoder = load_encoder(spec["encoder"], max_seq_length=spec.get("encoder_max_seq_length"),
-                                    device=self.device)
+                                    device=self.device, backend=encoder_backend(self.precision))
 
     def cross_encoder_proba(self, queries: Sequence[str], products: Sequence[str]) -> np.ndarray:
         """Grade probabilities of the fine-tuned cross-encoder alone (no grade head)."""
@@ -156,7 +162,9 @@ class DistilledJudge:
         out = []
         # Sort by length so each batch pads little; results go back in input order.
         order = np.argsort([len(q) + len(p) for q, p in zip(queries, products)], kind="stable")
-        with torch.inference_mode():
+        from strata.precision import autocast
+
+        with torch.inference_mode(), autocast(self.precision, torch.device(self.device).type):
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
                 enc = self.tokenizer([queries[i] for i in idx], [products[i] for i in idx], padding=True,

@@ -22,7 +22,7 @@ import numpy as np
 from strata.judge.config import JudgeTrainConfig
 from strata.judge.grade_head import MIN_HEAD_PAIRS, fit_grade_head, stack_split
 from strata.judge.model import (HEAD_FEATURES, HEAD_FILE, KIND, META_FILE, TOKEN_STATS_FILE, DistilledJudge,
-                                head_features, mean_pool_model, weights_sha)
+                                encoder_backend, head_features, mean_pool_model, weights_sha)
 from strata.judge.pair_features import TokenStats
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def train_distilled(pairs: "Any", out: str | Path, cfg: JudgeTrainConfig,
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from strata.embed.encoder import model_id, resolve_model
+    from strata.precision import autocast
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -110,10 +111,9 @@ def train_distilled(pairs: "Any", out: str | Path, cfg: JudgeTrainConfig,
         enc = tok([queries[i] for i in b], [texts[i] for i in b], padding=True, truncation="longest_first",
                   max_length=cfg.max_length, return_tensors="pt")
         target = torch.as_tensor(grades[b])
-        if cfg.pooling == "mean":
-            loss = torch.nn.functional.cross_entropy(model(**enc), target)
-        else:
-            loss = model(**enc, labels=target).loss
+        with autocast(cfg.precision):
+            logits = model(**enc) if cfg.pooling == "mean" else model(**enc).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -153,6 +153,7 @@ def train_distilled(pairs: "Any", out: str | Path, cfg: JudgeTrainConfig,
         "max_length": cfg.max_length,
         "layers": n_layers,
         "pooling": cfg.pooling,
+        "precision": cfg.precision,
         "training": {
             "pairs_available": n, "pairs_used": len(idx), "pairs_seen": seen, "epochs": epochs,
             "batch_size": batch_size, "lr": cfg.lr, "head_lr": cfg.head_lr, "seed": cfg.seed,
@@ -191,7 +192,7 @@ def train_judge(pairs: "Any", out: str | Path, catalog_texts: Iterable[str], cfg
     ce = judge.cross_encoder_proba(hq, ht)
     stats = TokenStats.from_texts(catalog_texts)
     stats.save(res.folder / TOKEN_STATS_FILE)
-    enc = load_encoder(cfg.encoder, max_seq_length=cfg.encoder_max_seq_length)
+    enc = load_encoder(cfg.encoder, max_seq_length=cfg.encoder_max_seq_length, backend=encoder_backend(cfg.precision))
     X = head_features(ce, hq, ht, stats, enc)
     head = fit_grade_head(X, head_pairs["grade"].to_numpy(), HEAD_FEATURES, seed=cfg.seed)
     head.save(res.folder)

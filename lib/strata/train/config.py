@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.precision import PRECISION_HELP, Precision
+
 
 class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -91,6 +93,7 @@ class TrainConfig(BaseModel):
     max_failures: int = Field(2, ge=0, description="worker failures Ray Train recovers from (from a checkpoint)")
     log_every: int = Field(20, ge=1)
     threads: int | None = Field(None, ge=1, description="torch threads per worker (None = cpus_per_worker)")
+    precision: Precision = Field("fp32", description="forward and backward passes in " + PRECISION_HELP)
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI (None = file store under the run dir)")
     storage: str | None = Field(
         None, description="shared storage for what train workers on other nodes read and write: the training "
@@ -139,7 +142,7 @@ class LoopConfig(BaseModel):
                 "supcon_partials": t.stage1.partials, "init_model": self.init_model,
                 "max_seq_length": t.max_seq_length, "total_steps": self.total_steps,
                 "checkpoint_every": t.checkpoint_every, "log_every": t.log_every, "seed": self.seed,
-                "threads": t.threads, "cpus_per_worker": t.cpus_per_worker, "shuffle_buffer": self.shuffle_buffer,
+                "threads": t.threads, "precision": t.precision, "cpus_per_worker": t.cpus_per_worker, "shuffle_buffer": self.shuffle_buffer,
                 "mlflow_uri": self.mlflow_uri, "experiment": t.experiment, "run_name": self.run_name,
                 "with_teacher": self.with_teacher, "resume_checkpoint": self.resume_checkpoint,
                 "crash_at_step": self.crash_at_step}

@@ -99,6 +99,7 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
     from sentence_transformers import SentenceTransformer
 
     from strata.train.data import sample_batch
+    from strata.precision import autocast
     from strata.schedule import warmup_schedule
 
     threads = cfg.train.threads or max(1, int(cfg.train.cpus_per_worker))
@@ -177,8 +178,9 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
                                                                **_draw(cfg))
             if not q:
                 continue
-            qe = _embed(model, q, device)
-            pe = _embed(model, texts, device)
+            with autocast(cfg.train.precision, device.type):  # losses below run on fp32 copies
+                qe = _embed(model, q, device).float()
+                pe = _embed(model, texts, device).float()
             owner_t, pid_t = torch.as_tensor(owner, device=device), torch.as_tensor(pid, device=device)
             grade_t, terms = torch.as_tensor(grade, device=device), []
             if loss_fn is not None:
