@@ -128,7 +128,7 @@ def phase_strata(a, inp) -> dict:
     seeds = inp["seeds"]
     cfg = MineConfig(catalogs=[a.catalog], n_ann=a.negatives, rank_min=a.range_min, rank_max=a.range_max,
                      index="flat", absolute_margin=a.margin, relative_margin=None, use_judge=False)
-    ecfg = EmbedConfig(batch_size=a.batch_size, max_seq_length=a.seq, cache_dir=a.cache)
+    ecfg = EmbedConfig(batch_size=a.batch_size, max_seq_length=a.seq, cache_dir=a.cache, backend=a.backend)
     t0 = time.perf_counter()
     dense = DenseRetriever("baseline", ecfg, None, name="mine")
     space = embed_space(a.catalog, inp["product_ids"], inp["texts"], list(seeds["query"]), dense.embed)
@@ -163,7 +163,7 @@ def phase_run_mining(a, inp) -> dict:
 
     cfg = MineConfig(catalogs=[a.catalog], n_ann=a.negatives, rank_min=a.range_min, rank_max=a.range_max,
                      absolute_margin=a.margin, relative_margin=None, use_judge=False, max_queries=a.max_queries)
-    ecfg = EmbedConfig(batch_size=a.batch_size, max_seq_length=a.seq, cache_dir=a.cache)
+    ecfg = EmbedConfig(batch_size=a.batch_size, max_seq_length=a.seq, cache_dir=a.cache, backend=a.backend)
     t0 = time.perf_counter()
     with Engines(EngineConfig(ray_num_cpus=2)) as eng:
         res = run_mining(eng, Lakehouse(a.lakehouse), cfg, SplitConfig(), ecfg, None, "bench-mine", use_ray=False)
@@ -190,6 +190,7 @@ def run_phase(a, phase: str, inputs: Path, cache: Path | None, lakehouse: str | 
            "--result", str(out), "--catalog", a.catalog, "--negatives", str(a.negatives),
            "--range-min", str(a.range_min), "--range-max", str(a.range_max), "--margin", str(a.margin),
            "--batch-size", str(a.batch_size), "--seq", str(a.seq), "--threads", str(a.threads),
+           "--backend", a.backend,
            "--lakehouse", lakehouse or a.lakehouse]
     if cache is not None:
         cmd += ["--cache", str(cache)]
@@ -219,6 +220,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seq", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", default="torch", help="Strata's embed.backend (the peer: fp32 sentence-transformers)")
     ap.add_argument("--repeats", type=int, default=1,
                     help="rounds of peer / strata cold / strata warm (0 = only --run-mining)")
     ap.add_argument("--strata-first", action="store_true", help="order strata cold / warm / peer in each round")
@@ -252,7 +254,7 @@ def main() -> None:
         "command": "python bench/bench_mine.py " + " ".join(sys.argv[1:]),
         "params": {k: getattr(a, k) for k in ("catalog", "max_queries", "max_products", "negatives", "range_min",
                                               "range_max", "margin", "batch_size", "seq", "threads", "repeats",
-                                              "strata_first")},
+                                              "strata_first", "backend")},
         "inputs": {"products": len(inp["product_ids"]), "seed_pairs": int(len(inp["seeds"])),
                    "queries": int(inp["seeds"].loc[inp["seeds"]["grade"] >= 1, "query_norm"].nunique()),
                    "peer_pairs": len(inp["peer_queries"]), "distinct_texts": len(set(inp["texts"])),

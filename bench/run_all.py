@@ -17,6 +17,7 @@ Benchmarks (each script times Strata and its peer in the same process, interleav
     scale             bench_scale.py   (owned by issue 10 part 2; run when the script exists)
     ingest_table      bench_ingest_table.py   catalog + labels: Spark-only table source vs the adapter, 1x..16x
     ann_index         bench_ann_index.py      mining's IVF-PQ (memmap) vs exact flat search, 1x..64x vectors
+    demo_precision    bench_demo.py    `strata run --profile demo` as shipped (precision auto) vs the same run in fp32
 
 Inputs the benchmarks need are prepared here from the real data (../shared/data or $STRATA_DATA) with the
 `strata` CLI into a work dir (--work, default $BENCH_WORK or /tmp/strata-bench; its quick/ subdir for
@@ -207,6 +208,12 @@ def blocks_embed(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
         b.rows.append(Row(f"texts/s, embed.backend={name} (higher = better)", [n / s for s in r["seconds"] if s],
                           [n / s for s in raw.get("peer_seconds", []) if s], peer + " (fp32)",
                           note=f"vectors: min cosine {r['min_cos']} to the peer's"))
+    for name, r in (raw.get("backends") or {}).items():
+        if n and r.get("in_process_seconds"):
+            b.rows.append(Row(f"texts/s in-process, embed.backend={name} (higher = better)",
+                              [n / s for s in r["in_process_seconds"] if s],
+                              [n / s for s in raw.get("peer_seconds", []) if s], peer + " (fp32)",
+                              note="the same encoder in the driver: no Ray actor start or model load"))
     q = raw.get("quality") or {}
     for name in (raw.get("backends") or {}):
         if name in q:
@@ -240,6 +247,28 @@ def blocks_ddp(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list
                               if name == "w2" else ""))
             b.rows.append(Row(f"stage {s_new['stage']}: examples/s, {label}", [s_new["examples_per_s"]],
                               [s_one["examples_per_s"]], "1 worker"))
+    return [b]
+
+
+def blocks_demo(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """The demo run end to end as the profile ships (precision auto) against the same run in fp32."""
+    b = new_block("`strata run --profile demo`: precision auto vs fp32, cold caches", raw, meta, doc, src)
+    v = raw.get("variants") or {}
+    a, f = v.get("auto") or {}, v.get("fp32") or {}
+    if not (a and f):
+        return [b]
+    b.rows.append(Row("wall s (lower = better)", [a["wall_seconds"]], [f["wall_seconds"]], "the same run, fp32"))
+    for step, secs in a["step_seconds"].items():
+        if f["step_seconds"].get(step) and max(secs, f["step_seconds"][step]) >= 30:
+            b.rows.append(Row(f"- {step}, s", [secs], [f["step_seconds"][step]], "fp32"))
+    for which, label in (("model", "fine-tuned"), ("baseline", "off the shelf")):
+        c = raw.get(f"auto_vs_fp32_{which}") or {}
+        b.rows.append(Row(f"dev nDCG@10, {label}", [a["ndcg@10"]["fine-tuned" if which == "model" else "baseline"]],
+                          [f["ndcg@10"]["fine-tuned" if which == "model" else "baseline"]], "fp32", ratio=None,
+                          note=f"paired diff {c.get('diff', 0):+.4f}, 95% CI {c['ci95'][0]:+.4f}..{c['ci95'][1]:+.4f}"
+                          if c else ""))
+    b.notes.append("each run's commit: " + ", ".join(f"{n} {(r.get('git') or {}).get('commit', '?')[:7]}"
+                                                    for n, r in v.items()))
     return [b]
 
 
@@ -361,6 +390,13 @@ def blocks_train(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
                           note="ratio = median of the per-repeat ratios"))
         b.rows.append(Row("peak RSS MB", [r["strata"]["peak_rss_mb"] for r in reps],
                           [r["mnrl"]["peak_rss_mb"] for r in reps], "sentence-transformers MNRL trainer"))
+        if tp.get("median_ratio_vs_bf16") is not None:
+            b.rows.append(Row("examples/s against the peer's own bf16=True (higher = better)",
+                              [r["strata"]["examples_per_s"] for r in reps],
+                              [r["mnrl_bf16"]["examples_per_s"] for r in reps], "MNRL trainer, bf16=True",
+                              ratio=tp["median_ratio_vs_bf16"], note="ratio = median of the per-repeat ratios"))
+        b.notes.append(f"Strata's train.precision = {tp.get('precision', 'fp32')}; the peer trains in fp32 (its "
+                       "default) unless the row says otherwise")
         return [b]
     st = (raw.get("strata") or {}).get("stages") or []
     mnrl = raw.get("mnrl") or {}
@@ -482,12 +518,12 @@ class Bench:
 # Section order in BENCHMARKS.md and titles for sections that do not exist yet.
 SECTIONS = {"foundation": "Foundation: embedding inference", "data": "Data platform (issue 3)",
             "judge": "Judge (issue 4)", "mine": "Mining (issue 5)", "train": "Training (issue 6)",
-            "scale": "Scale (issue 10)"}
+            "scale": "Scale (issue 10)", "e2e": "End to end: the demo"}
 
 
 def _args_embed(a, p):
     quality = ["--beir", str(p["work"] / "demo-run" / "beir" / "homedepot-dev"), "--cache", str(p["work"] / "embed-cache")]
-    return ["--n", "256", "--repeats", "2"] if a.quick else ["--n", "3000", "--repeats", "3", *quality]
+    return ["--n", "256", "--repeats", "2"] if a.quick else ["--n", "6000", "--repeats", "3", *quality]
 
 
 def _args_ddp(a, p):
@@ -507,7 +543,7 @@ def _args_mine(a, p):
         return ["--lakehouse", str(p["lh"]), "--max-queries", "100", "--max-products", "1000", "--repeats", "1",
                 "--label", "quick", "--work", str(p["work"] / "mine")]
     return ["--lakehouse", str(p["lh"]), "--max-queries", "1000", "--max-products", "10000", "--repeats", "3",
-            "--label", "reduced", "--work", str(p["work"] / "mine")]
+            "--label", "reduced", "--work", str(p["work"] / "mine"), "--backend", "auto"]
 
 
 def _args_train(a, p):
@@ -518,7 +554,12 @@ def _args_train(a, p):
 
 def _args_train_tp(a, p):
     return ["--lakehouse", str(p["lh"]), "--dataset", str(p["beir"]), "--work", str(p["work"] / "train-tp"),
-            "--throughput-only", "1" if a.quick else "3", "--steps1", "3" if a.quick else "20"]
+            "--throughput-only", "1" if a.quick else "3", "--steps1", "3" if a.quick else "60",
+            "--precision", "auto", "--peer-bf16"]
+
+
+def _args_demo(a, p):
+    return ["--work", str(p["work"] / "demo-precision")]
 
 
 def _args_scale(a, p):
@@ -547,6 +588,7 @@ BENCHES = [
     Bench("train_throughput", "train", "bench/bench_train.py", "train_throughput.json", blocks_train,
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train_tp),
     Bench("ddp", "train", "bench/bench_ddp.py", "ddp.json", blocks_ddp, ("demo_run",), _args_ddp),
+    Bench("demo_precision", "e2e", "bench/bench_demo.py", "demo_precision.json", blocks_demo, (), _args_demo),
     Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
     Bench("ingest_table", "scale", "bench/bench_ingest_table.py", "ingest_table.json", blocks_ingest_table, (),
           _args_ingest_table),

@@ -253,7 +253,7 @@ def test_dry_run_prints_the_plan(tmp_path):
                         "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "bench/bench_embed.py --n 3000 --repeats 3" in p.stdout
+    assert "bench/bench_embed.py --n 6000 --repeats 3" in p.stdout
     assert "strata judge train" in p.stdout or "skipped" in p.stdout.lower()
     assert not (tmp_path / "r" / "all.json").exists()
 
@@ -291,3 +291,18 @@ def test_run_flow_with_fake_benchmarks(ra, tmp_path, monkeypatch, capsys):
     text = doc.read_text()
     assert f"| `{meta['command']}` |" in text and ra.strip_generated(text) == ra.strip_generated(DOC)
     assert (tmp_path / "w" / "logs" / "bench-judge.log").read_text().strip() == "boom"
+
+
+def test_demo_precision_block_compares_the_two_runs(ra, tmp_path):
+    run = {"wall_seconds": 760, "step_seconds": {"judge-train": 132, "mine": 222, "report": 1},
+           "ndcg@10": {"fine-tuned": 0.3275, "baseline": 0.3017}, "git": {"commit": "cafa059abc"}}
+    fp32 = {**run, "wall_seconds": 1500, "step_seconds": {"judge-train": 300, "mine": 440, "report": 1},
+            "ndcg@10": {"fine-tuned": 0.3268, "baseline": 0.3018}, "git": {"commit": "cabd02aabc"}}
+    raw = {"command": "python bench/bench_demo.py", "machine": "x86_64, 2 cores", "date": "2026-12-07",
+           "variants": {"fp32": fp32, "auto": run},
+           "auto_vs_fp32_model": {"diff": 0.0007, "ci95": [-0.004, 0.005]}}
+    out = ra.render_doc(DOC, ra.load_results(_results(tmp_path, demo_precision=raw)))
+    assert _row(out, "wall s")[1] == "760" and _row(out, "wall s")[3] == "1,500"
+    assert _row(out, "- mine, s")[3] == "440" and "- report" not in out  # steps under 30 s left out
+    assert "paired diff +0.0007, 95% CI -0.0040..+0.0050" in _row(out, "dev nDCG@10, fine-tuned")[-1]
+    assert "auto cafa059" in out and "fp32 cabd02a" in out
