@@ -11,7 +11,8 @@ from strata.judge.config import JudgeTrainConfig
 PIPELINE_DEFAULTS = {
     "name": "distilled-minilm", "base": "baseline", "layers": None, "pooling": "mean", "epochs": 1.0,
     "batch_size": 32, "lr": 5e-5, "head_lr": 2e-3, "max_length": 48, "max_pairs": None, "max_seconds": None,
-    "seed": 13, "threads": None, "stack_fraction": 0.25, "encoder": "baseline", "encoder_max_seq_length": 48,
+    "seed": 13, "threads": None, "precision": "fp32", "stack_fraction": 0.25, "encoder": "baseline",
+    "encoder_max_seq_length": 48,
 }
 
 
