@@ -1,4 +1,4 @@
-"""The demo end to end at two precisions: wall time per step and quality, fp32 against the profile's ``auto``.
+"""A profile end to end at two precisions: wall time per step and quality, fp32 against the profile's ``auto``.
 
 Runs ``strata run --profile demo`` twice, each into its own folder under ``--work`` with a cold embedding
 cache: once with every precision knob at fp32 (``embed.backend=torch``, ``train.precision=fp32``,
@@ -8,6 +8,9 @@ the two runs' step times (the manifests) and, query by query, the fine-tuned mod
 queries (paired bootstrap), plus the off-the-shelf model's (which only the inference precision changes).
 
     .venv/bin/python bench/bench_demo.py --work runs/bench-demo --out bench/results/demo_precision.json
+
+``--profile local --variants auto`` times the product recipe alone (hours on 2 cores): its step times, wall
+time and dev metrics, with no fp32 run beside it.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ def finished(run: Path) -> bool:
     return m.is_file() and json.loads(m.read_text()).get("status") == "succeeded"
 
 
-def launch(run: Path, sets: list[str]) -> None:
-    """One demo run in its own folder; its embedding cache lives there too, so each run starts cold."""
+def launch(run: Path, sets: list[str], profile: str) -> None:
+    """One run in its own folder; its embedding cache lives there too, so each run starts cold."""
     run.mkdir(parents=True, exist_ok=True)
-    cmd = [str(Path(sys.executable).with_name("strata")), "run", "--profile", "demo", "--out", str(run),
+    cmd = [str(Path(sys.executable).with_name("strata")), "run", "--profile", profile, "--out", str(run),
            "--set", f"embed.cache_dir={run / 'embed-cache'}"]
     for s in sets:
         cmd += ["--set", s]
@@ -66,16 +69,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-demo")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "demo_precision.json")
+    ap.add_argument("--profile", default="demo")
+    ap.add_argument("--variants", default="fp32,auto", help="comma-separated, of: " + ", ".join(VARIANTS))
     args = ap.parse_args()
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown or not names:
+        ap.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
 
     from strata.evaluate.significance import paired_bootstrap
 
-    for name, sets in VARIANTS.items():
+    for name in names:
         if not finished(args.work / name):
-            print(f"running the demo ({name}) into {args.work / name}", flush=True)
-            launch(args.work / name, sets)
-    runs = {n: args.work / n for n in VARIANTS}
-    res: dict = {"benchmark": "demo_precision", "date": time.strftime("%Y-%m-%d"),
+            print(f"running profile {args.profile} ({name}) into {args.work / name}", flush=True)
+            launch(args.work / name, VARIANTS[name], args.profile)
+    runs = {n: args.work / n for n in names}
+    res: dict = {"benchmark": f"{args.profile}_precision", "profile": args.profile, "date": time.strftime("%Y-%m-%d"),
                  "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
                  "command": "python bench/bench_demo.py " + " ".join(sys.argv[1:]), "variants": {}}
     per_query = {}
@@ -92,10 +101,12 @@ def main() -> None:
             "config": {"embed.backend": m["config"]["embed"].get("backend", "torch"),
                        "train.precision": m["config"]["train"].get("precision", "fp32"),
                        "judge_train.precision": m["config"]["judge_train"].get("precision", "fp32")},
-            "ndcg@10": {"fine-tuned": round(metrics[key]["ndcg@10"], 4),
-                        "baseline": round(metrics["baseline"]["ndcg@10"], 4),
-                        "bm25": round(metrics["bm25"]["ndcg@10"], 4)},
+            "ndcg@10": {r if r in ("baseline", "bm25", "hybrid") else r.replace(key, "fine-tuned"):
+                        round(v["ndcg@10"], 4) for r, v in metrics.items()},
         }
+    if set(runs) != {"fp32", "auto"}:
+        write(args.out, res)
+        return
     a, b = res["variants"]["fp32"], res["variants"]["auto"]
     res["speedup_wall"] = round(a["wall_seconds"] / b["wall_seconds"], 2)
     res["speedup_by_step"] = {s: round(a["step_seconds"][s] / b["step_seconds"][s], 2)
@@ -103,8 +114,12 @@ def main() -> None:
     for which in ("model", "baseline"):
         c = paired_bootstrap(per_query["fp32"][which], per_query["auto"][which], metric="ndcg@10")
         res[f"auto_vs_fp32_{which}"] = {"diff": round(c.diff, 4), "ci95": [round(c.ci_low, 4), round(c.ci_high, 4)]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    write(args.out, res)
+
+
+def write(out: Path, res: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
 
 
