@@ -112,3 +112,30 @@ def test_enrich_uncategorised_runs_per_catalog_and_is_incremental(enriched, spar
     counts = enrich_uncategorised(spark, lh, "e3")
     assert [(c["source"], c["read"]) for c in counts] == [("homedepot", 0)]  # every product done before
     assert lh.version("product_categories") == v
+
+
+def test_enrich_embeds_with_the_run_backend_and_cache(enriched, spark, tmp_path, caplog):
+    """A backend other than fp32 torch tags its assignments apart (so it re-enriches), gives the hand-verified
+    paths too, and fills the embedding cache: a refresh of the same titles computes no vector."""
+    import logging
+
+    from strata.embed.cache import EmbeddingCache
+    from strata.embed.encoder import model_id
+
+    lh, first = enriched
+    cfg = EnrichConfig(threshold=0.45, backend="torch-bf16", cache_dir=str(tmp_path / "cache"))
+    counts = enrich_categories(spark, lh, "e4", cfg)
+    assert counts["read"] == first["read"]  # not skipped: the fp32 rows carry another tag
+    tag = f"{model_id('baseline')}+torch-bf16;threshold=0.45;min_margin=0.0"
+    rows = {r["product_id"]: r for r in lh.read_arrow("product_categories").to_pylist() if r["model"] == tag}
+    tax = {r["category_id"]: " > ".join(r["path"]) for r in lh.read_arrow("taxonomy").to_pylist()}
+    assert all(rows[p]["status"] == "assigned" and EXPECTED[p].lower() in tax[rows[p]["category_id"]].lower()
+               for p in EXPECTED)
+    cache = EmbeddingCache(cfg.cache_dir, f"{model_id('baseline')}+torch-bf16", 64)
+    assert len(cache) == len(tax) + first["read"] - 1  # every path and every non-blank title
+    with caplog.at_level(logging.INFO, logger="strata.embed.cache"):
+        again = enrich_categories(spark, lh, "e5", EnrichConfig(threshold=0.45, backend="torch-bf16",
+                                                                cache_dir=cfg.cache_dir, refresh=True))
+    assert again["read"] == first["read"]
+    computed = [r.getMessage() for r in caplog.records if "computed" in r.getMessage()]
+    assert computed and all(" 0 computed" in m for m in computed), computed

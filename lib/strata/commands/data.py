@@ -124,9 +124,11 @@ def enrich_categories(
 
     lh = Lakehouse(lakehouse, fmt)
     run_id = f"enrich-{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+    full = load_or_exit(profile, config, set_)
     cfg = EnrichConfig(source=source, taxonomy_source=taxonomy, threshold=threshold, min_margin=min_margin,
-                       model=model, limit=limit, refresh=refresh)
-    with engines_for(load_or_exit(profile, config, set_)) as eng:  # the profile's engines
+                       model=model, limit=limit, refresh=refresh,
+                       backend=full.embed.backend, cache_dir=full.embed.cache_dir)  # the profile's embedding
+    with engines_for(full) as eng:  # the profile's engines
         try:
             counts = run(eng.spark, lh, run_id, cfg)
         except _job_errors() as e:

@@ -1,7 +1,8 @@
 """Category enrichment for catalogs without categories (Home Depot): product title -> Google taxonomy path.
 
 Each taxonomy category is embedded as its full path ("Home & Garden > Kitchen & Dining > ... > Microwave
-Ovens"), each product as its title, with the packaged MiniLM (``strata.embed``); the nearest path by
+Ovens"), each product as its title, with the packaged MiniLM (``strata.embed``: the run's embedding backend and
+cache, so a run on a fresh lakehouse re-embeds no title the cache has seen); the nearest path by
 cosine (FAISS inner product over L2-normalised vectors) is the candidate. ``confidence`` = that cosine,
 ``margin`` = its lead over the second-best path. A candidate is assigned only when confidence >=
 ``threshold`` and margin >= ``min_margin``; otherwise ``category_id`` stays NULL with status
@@ -40,30 +41,53 @@ class EnrichConfig:
     threshold: float = DEFAULT_THRESHOLD
     min_margin: float = DEFAULT_MIN_MARGIN
     model: str = "baseline"
+    backend: str = "torch"  # an embed backend (``strata.embed.encoder.BACKENDS``); ``auto`` resolves per machine
+    cache_dir: str | None = None  # the embedding cache (model id + backend + text hash); None = embed every title
     batch_size: int = 256
     chunk_size: int = 2000  # products embedded and upserted per step
     refresh: bool = False
     limit: int | None = None
 
 
+MAX_SEQ_LENGTH = 64
+
+
+def retriever(cfg: EnrichConfig):
+    """The embedder: a :class:`~strata.embed.retriever.DenseRetriever` in this process (its ``auto`` backend
+    resolved once, its cache keyed by model id + backend), so titles embed as every other stage embeds."""
+    from strata.embed.config import EmbedConfig
+    from strata.embed.retriever import DenseRetriever
+
+    return DenseRetriever(cfg.model, EmbedConfig(model=cfg.model, backend=cfg.backend, cache_dir=cfg.cache_dir,
+                                                 batch_size=cfg.batch_size, max_seq_length=MAX_SEQ_LENGTH),
+                          name="enrich")
+
+
 def prepare(paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> tuple:
-    """The encoder, a FAISS index over the embedded category paths, and their ids (built once per run)."""
-    from strata.embed.encoder import encode, load_encoder
+    """An embed function (texts -> vectors), a FAISS index over the embedded category paths, and their ids
+    (built once per run). ``encoder``: a ready sentence-transformers model instead of ``cfg``'s."""
+    from strata.embed.encoder import encode
     from strata.embed.index import build_index
 
-    model = encoder if encoder is not None else load_encoder(cfg.model, max_seq_length=64)
-    index = build_index(encode(model, [p for _, p in paths], batch_size=cfg.batch_size), kind="flat")
-    return model, index, np.array([c for c, _ in paths], dtype=object)
+    if encoder is not None:
+        def embed(texts: list[str]) -> np.ndarray:
+            return encode(encoder, texts, batch_size=cfg.batch_size)
+    else:
+        r = retriever(cfg)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return r.embed(texts, "titles")
+    index = build_index(embed([p for _, p in paths]), kind="flat")
+    return embed, index, np.array([c for c, _ in paths], dtype=object)
 
 
 def assign(titles: list[str], paths: list[tuple[str, str]] | None, cfg: EnrichConfig, encoder=None,
            prepared: tuple | None = None) -> pd.DataFrame:
     """Titles x (category_id, path text) -> candidate_id, confidence, margin, category_id, status, reason."""
-    from strata.embed.encoder import encode
     from strata.embed.index import search
 
-    model, index, ids = prepared if prepared is not None else prepare(paths or [], cfg, encoder)
-    vecs = encode(model, titles, batch_size=cfg.batch_size)
+    embed, index, ids = prepared if prepared is not None else prepare(paths or [], cfg, encoder)
+    vecs = embed(titles)
     scores, rows = search(index, vecs, 2)
     top = scores[:, 0].astype(float)
     second = scores[:, 1].astype(float) if scores.shape[1] > 1 else np.full(len(titles), -1.0)
@@ -126,7 +150,6 @@ def _todo_chunks(spark: "SparkSession", lakehouse: Lakehouse, cfg: EnrichConfig,
 def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, cfg: EnrichConfig = EnrichConfig(),
                       encoder=None) -> dict:
     """Assign taxonomy categories to ``cfg.source`` products that have none; returns the run's counts."""
-    from strata.embed.encoder import model_id
     from strata.features.job import MissingInputError
     from strata.ingest.runlog import log_counts
     from strata.ingest.upsert import upsert
@@ -135,7 +158,9 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
     for need in ("products", "taxonomy"):
         if not lakehouse.exists(need):
             raise MissingInputError(f"enrich: required table {need!r} not found at {lakehouse.path(need)}")
-    mid = model_id(cfg.model) if encoder is None else getattr(encoder, "strata_model_id", "custom")
+    # the model id names the backend too (``+torch-bf16``): its vectors differ a little, so its assignments are
+    # tagged apart and a backend change re-enriches
+    mid = retriever(cfg).model_id if encoder is None else getattr(encoder, "strata_model_id", "custom")
     tag = f"{mid};threshold={cfg.threshold};min_margin={cfg.min_margin}"
     taxonomy = lakehouse.read(spark, "taxonomy").where(f"source = '{cfg.taxonomy_source}'").select(
         "category_id", "path").orderBy("category_id").toPandas()
@@ -197,9 +222,11 @@ def uncategorised_sources(lakehouse: Lakehouse, exclude: tuple[str, ...] = ()) -
 
 
 def enrich_uncategorised(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, taxonomy_source: str = "google",
-                         limit: int | None = None) -> list[dict]:
+                         limit: int | None = None, backend: str = "torch",
+                         cache_dir: str | None = None) -> list[dict]:
     """:func:`enrich_categories` for every :func:`uncategorised_sources` catalog, from ``taxonomy_source``;
     the per-catalog counts. Incremental like it: a second run embeds only the products not yet assigned."""
     return [enrich_categories(spark, lakehouse, run_id,
-                              EnrichConfig(source=s, taxonomy_source=taxonomy_source, limit=limit))
+                              EnrichConfig(source=s, taxonomy_source=taxonomy_source, limit=limit, backend=backend,
+                                           cache_dir=cache_dir))
             for s in uncategorised_sources(lakehouse, exclude=(taxonomy_source,))]

@@ -86,7 +86,7 @@ GRAPH: tuple[Step, ...] = (
          sections=("eval",), reads=("labels", "products"), engines=frozenset({SPARK})),
     Step("enrich", f"{_S}:enrich", "give catalogs without categories their titles' nearest Google-taxonomy path",
          stage="strata.features.enrich:enrich_uncategorised",
-         sections=("pipeline",), reads=("products", "taxonomy", "product_categories"),
+         sections=("pipeline", "embed"), reads=("products", "taxonomy", "product_categories"),
          writes=("product_categories",),
          engines=frozenset({SPARK}), when=_flag("enrich")),
     Step("features", f"{_S}:features", "taxonomy neighbours, attributes, query stats and engagement",

@@ -36,7 +36,9 @@ def devset(ctx: Context) -> dict:
 def enrich(ctx: Context) -> dict:
     from strata.features.enrich import enrich_uncategorised
 
-    counts = enrich_uncategorised(ctx.engines.spark, ctx.lakehouse, ctx.run_id, limit=ctx.config.pipeline.enrich_limit)
+    emb = ctx.config.embed  # the run's embedding backend and cache (its model stays the packaged MiniLM)
+    counts = enrich_uncategorised(ctx.engines.spark, ctx.lakehouse, ctx.run_id, limit=ctx.config.pipeline.enrich_limit,
+                                  backend=emb.backend, cache_dir=emb.cache_dir)
     ctx.manifest.extra["enrich"] = counts
     return {"counts": counts}
 
