@@ -90,29 +90,35 @@ def throughput(eng, lh, cfg, groups, a, work: Path) -> dict:
     from strata.train.runner import train
 
     runs = []
+
+    def mem_of(m: PeakRSS) -> dict:
+        return {"peak_rss_mb": round(m.peak / 2**20), "peak_pss_mb": round(m.peak_pss / 2**20)}
+
     for r in range(a.throughput_only):
-        with PeakRSS(every=0.5, include_self=True) as mem:
+        with PeakRSS(every=0.5, include_self=True, pss=True) as mem:
             s1 = train(eng, lh, cfg, "1", work / f"tp{r}" / "strata")["stages"][0]
-        ours = {"examples_per_s": s1["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
-        with PeakRSS(every=0.5, include_self=True) as mem:
+        ours = {"examples_per_s": s1["examples_per_s"], **mem_of(mem), "pss_mb_by_process": mem.pss_by_process}
+        with PeakRSS(every=0.5, include_self=True, pss=True) as mem:
             st = train_mnrl(groups, work / f"tp{r}" / "mnrl", a.steps1, a.batch, a.negatives, a.lr, a.seq, 13)
-        peer = {"examples_per_s": st["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
+        peer = {"examples_per_s": st["examples_per_s"], **mem_of(mem)}
         runs.append({"strata": ours, "mnrl": peer,
                      "ratio": round(ours["examples_per_s"] / peer["examples_per_s"], 3),
-                     "rss_ratio": round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3)})
+                     "rss_ratio": round(ours["peak_rss_mb"] / peer["peak_rss_mb"], 3),
+                     "pss_ratio": round(ours["peak_pss_mb"] / peer["peak_pss_mb"], 3)})
         if a.peer_bf16:  # the peer's own mixed precision (its `bf16=True`), as a user on this CPU could run it
-            with PeakRSS(every=0.5, include_self=True) as mem:
+            with PeakRSS(every=0.5, include_self=True, pss=True) as mem:
                 st = train_mnrl(groups, work / f"tp{r}" / "mnrl16", a.steps1, a.batch, a.negatives, a.lr, a.seq, 13,
                                 bf16=True)
-            runs[-1]["mnrl_bf16"] = {"examples_per_s": st["examples_per_s"], "peak_rss_mb": round(mem.peak / 2**20)}
+            runs[-1]["mnrl_bf16"] = {"examples_per_s": st["examples_per_s"], **mem_of(mem)}
             runs[-1]["ratio_vs_bf16"] = round(ours["examples_per_s"] / st["examples_per_s"], 3)
         print(json.dumps(runs[-1]), flush=True)
     peers = ("strata", "mnrl", "mnrl_bf16") if a.peer_bf16 else ("strata", "mnrl")
-    med = {k: {m: statistics.median(x[k][m] for x in runs) for m in ("examples_per_s", "peak_rss_mb")}
+    med = {k: {m: statistics.median(x[k][m] for x in runs) for m in ("examples_per_s", "peak_rss_mb", "peak_pss_mb")}
            for k in peers}
     return {"steps": a.steps1, "precision": a.precision, "repeats": runs, "median": med,
             "median_ratio": statistics.median(x["ratio"] for x in runs),
             "median_rss_ratio": statistics.median(x["rss_ratio"] for x in runs),
+            "median_pss_ratio": statistics.median(x["pss_ratio"] for x in runs),
             **({"median_ratio_vs_bf16": statistics.median(x["ratio_vs_bf16"] for x in runs)} if a.peer_bf16 else {})}
 
 

@@ -388,8 +388,13 @@ def blocks_train(raw: dict, src: str, meta: dict | None, doc: dict | None) -> li
                           [r["strata"]["examples_per_s"] for r in reps], [r["mnrl"]["examples_per_s"] for r in reps],
                           "sentence-transformers MNRL trainer", ratio=tp.get("median_ratio"),
                           note="ratio = median of the per-repeat ratios"))
-        b.rows.append(Row("peak RSS MB", [r["strata"]["peak_rss_mb"] for r in reps],
-                          [r["mnrl"]["peak_rss_mb"] for r in reps], "sentence-transformers MNRL trainer"))
+        b.rows.append(Row("peak RSS MB (summed over processes)", [r["strata"]["peak_rss_mb"] for r in reps],
+                          [r["mnrl"]["peak_rss_mb"] for r in reps], "sentence-transformers MNRL trainer",
+                          ratio=tp.get("median_rss_ratio")))
+        if all("peak_pss_mb" in r["strata"] for r in reps):
+            b.rows.append(Row("peak PSS MB (shared pages counted once)", [r["strata"]["peak_pss_mb"] for r in reps],
+                              [r["mnrl"]["peak_pss_mb"] for r in reps], "sentence-transformers MNRL trainer",
+                              ratio=tp.get("median_pss_ratio")))
         if tp.get("median_ratio_vs_bf16") is not None:
             b.rows.append(Row("examples/s against the peer's own bf16=True (higher = better)",
                               [r["strata"]["examples_per_s"] for r in reps],

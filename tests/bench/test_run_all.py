@@ -50,13 +50,13 @@ MINE = {"benchmark": "mine", "runs": {
 TRAIN_TP = {"machine": {"platform": "Linux-x86_64", "cpus": 2}, "date": "2026-01-04",
             "command": "bench/bench_train.py --throughput-only 3",
             "throughput": {"steps": 20, "repeats": [
-                {"strata": {"examples_per_s": 30.0, "peak_rss_mb": 2000}, "mnrl": {"examples_per_s": 25.0, "peak_rss_mb": 1800},
-                 "ratio": 1.2},
-                {"strata": {"examples_per_s": 10.0, "peak_rss_mb": 2100}, "mnrl": {"examples_per_s": 5.0, "peak_rss_mb": 1900},
-                 "ratio": 2.0},
-                {"strata": {"examples_per_s": 20.0, "peak_rss_mb": 2050}, "mnrl": {"examples_per_s": 20.0, "peak_rss_mb": 1850},
-                 "ratio": 1.0}],
-                "median_ratio": 1.2}}
+                {"strata": {"examples_per_s": 30.0, "peak_rss_mb": 2000, "peak_pss_mb": 1500},
+                 "mnrl": {"examples_per_s": 25.0, "peak_rss_mb": 1800, "peak_pss_mb": 1400}, "ratio": 1.2},
+                {"strata": {"examples_per_s": 10.0, "peak_rss_mb": 2100, "peak_pss_mb": 1600},
+                 "mnrl": {"examples_per_s": 5.0, "peak_rss_mb": 1900, "peak_pss_mb": 1450}, "ratio": 2.0},
+                {"strata": {"examples_per_s": 20.0, "peak_rss_mb": 2050, "peak_pss_mb": 1550},
+                 "mnrl": {"examples_per_s": 20.0, "peak_rss_mb": 1850, "peak_pss_mb": 1420}, "ratio": 1.0}],
+                "median_ratio": 1.2, "median_rss_ratio": 1.11, "median_pss_ratio": 1.09}}
 TRAIN_FULL = {"machine": {"platform": "Linux-x86_64", "cpus": 2}, "date": "2026-01-05", "command": "bench_train.py",
               "groups": 9325,
               "strata": {"stages": [{"stage": 1, "steps": 100, "seconds": 400.0, "examples_per_s": 32.0,
@@ -174,6 +174,9 @@ def test_render_rows_medians_ratios_and_markers(ra, tmp_path):
     # train throughput: ratio = the median of the paired per-repeat ratios (1.2), not the ratio of medians (1.0)
     r = _row(out, "examples/s, 20 steps per run")
     assert r[1] == "20 (10–30)" and r[3] == "20 (5–25)" and r[5] == "**1.20**"
+    assert _row(out, "peak RSS MB (summed over processes)")[5] == "**1.11**"
+    r = _row(out, "peak PSS MB (shared pages counted once)")
+    assert r[1] == "1,550 (1,500–1,600)" and r[5] == "**1.09**"
 
     # data: DuckDB peer row and scaling ratio vs 1x
     assert _row(out, "query_stats + query_product_engagement")[5] == "**1.50**"
