@@ -18,6 +18,7 @@ Benchmarks (each script times Strata and its peer in the same process, interleav
     ingest_table      bench_ingest_table.py   catalog + labels: Spark-only table source vs the adapter, 1x..16x
     ann_index         bench_ann_index.py      mining's IVF-PQ (memmap) vs exact flat search, 1x..64x vectors
     demo_precision    bench_demo.py    `strata run --profile demo` as shipped (precision auto) vs the same run in fp32
+    local_e2e         bench_demo.py --profile local --variants auto   the product recipe end to end (hours)
 
 Inputs the benchmarks need are prepared here from the real data (../shared/data or $STRATA_DATA) with the
 `strata` CLI into a work dir (--work, default $BENCH_WORK or /tmp/strata-bench; its quick/ subdir for
@@ -272,6 +273,23 @@ def blocks_demo(raw: dict, src: str, meta: dict | None, doc: dict | None) -> lis
     return [b]
 
 
+def blocks_local(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
+    """The product recipe (`--profile local`) end to end, one run as the profile ships: wall time, the steps
+    that take at least 30 s, and every retriever's dev nDCG@10 (no peer: the peers' rows are the other blocks)."""
+    b = new_block(f"`strata run --profile {raw.get('profile', 'local')}` end to end, cold caches", raw, meta, doc, src)
+    run = (raw.get("variants") or {}).get("auto") or {}
+    if not run:
+        return [b]
+    b.rows.append(Row("wall s", [run["wall_seconds"]], note=f"{run['wall_seconds'] / 3600:.2f} h"))
+    for step, secs in run["step_seconds"].items():
+        if secs >= 30:
+            b.rows.append(Row(f"- {step}, s", [secs]))
+    for name, v in run.get("ndcg@10", {}).items():
+        b.rows.append(Row(f"dev nDCG@10, {name}", [v]))
+    b.notes.append(f"commit {(run.get('git') or {}).get('commit', '?')[:7]}; quality on the dev split")
+    return [b]
+
+
 def blocks_data(raw: dict, src: str, meta: dict | None, doc: dict | None) -> list[Block]:
     b = new_block("ingest + features (Sail + Delta)", raw, meta, doc, src)
     ing, feat = raw.get("ingest") or {}, raw.get("features") or {}
@@ -523,7 +541,7 @@ class Bench:
 # Section order in BENCHMARKS.md and titles for sections that do not exist yet.
 SECTIONS = {"foundation": "Foundation: embedding inference", "data": "Data platform (issue 3)",
             "judge": "Judge (issue 4)", "mine": "Mining (issue 5)", "train": "Training (issue 6)",
-            "scale": "Scale (issue 10)", "e2e": "End to end: the demo"}
+            "scale": "Scale (issue 10)", "e2e": "End to end: the demo and the local profile"}
 
 
 def _args_embed(a, p):
@@ -567,6 +585,10 @@ def _args_demo(a, p):
     return ["--work", str(p["work"] / "demo-precision")]
 
 
+def _args_local(a, p):
+    return ["--profile", "local", "--variants", "auto", "--work", str(p["work"] / "local-e2e")]
+
+
 def _args_scale(a, p):
     return []
 
@@ -594,6 +616,7 @@ BENCHES = [
           ("lakehouse", "enrich", "features", "mining", "beir"), _args_train_tp),
     Bench("ddp", "train", "bench/bench_ddp.py", "ddp.json", blocks_ddp, ("demo_run",), _args_ddp),
     Bench("demo_precision", "e2e", "bench/bench_demo.py", "demo_precision.json", blocks_demo, (), _args_demo),
+    Bench("local_e2e", "e2e", "bench/bench_demo.py", "local_e2e.json", blocks_local, (), _args_local),
     Bench("scale", "scale", "bench/bench_scale.py", "scale.json", blocks_scale, (), _args_scale),
     Bench("ingest_table", "scale", "bench/bench_ingest_table.py", "ingest_table.json", blocks_ingest_table, (),
           _args_ingest_table),

@@ -309,3 +309,17 @@ def test_demo_precision_block_compares_the_two_runs(ra, tmp_path):
     assert _row(out, "- mine, s")[3] == "440" and "- report" not in out  # steps under 30 s left out
     assert "paired diff +0.0007, 95% CI -0.0040..+0.0050" in _row(out, "dev nDCG@10, fine-tuned")[-1]
     assert "auto cafa059" in out and "fp32 cabd02a" in out
+
+
+def test_local_e2e_block_shows_the_single_run(ra, tmp_path):
+    run = {"wall_seconds": 7200, "step_seconds": {"train-stage1": 2400, "remine": 1800, "report": 2},
+           "ndcg@10": {"baseline": 0.30, "bm25": 0.33, "fine-tuned": 0.37, "rerank:fine-tuned": 0.39},
+           "git": {"commit": "ee46c19abc"}}
+    raw = {"command": "python bench/bench_demo.py --profile local --variants auto", "machine": "x86_64, 2 cores",
+           "date": "2026-12-07", "profile": "local", "variants": {"auto": run}}
+    out = ra.render_doc(DOC, ra.load_results(_results(tmp_path, local_e2e=raw)))
+    assert "`strata run --profile local` end to end" in out
+    assert _row(out, "wall s")[1] == "7,200" and "2.00 h" in _row(out, "wall s")[-1]
+    assert _row(out, "- train-stage1, s")[1] == "2,400" and "- report" not in out
+    assert _row(out, "dev nDCG@10, rerank:fine-tuned")[1] == "0.39"
+    assert "commit ee46c19" in out
