@@ -54,3 +54,22 @@ def test_a_judge_scores_at_the_precision_it_was_trained_in(tmp_path):
     p16 = j16.cross_encoder_proba(q, t)
     j16.precision = "fp32"  # the same weights in fp32: bf16 moves the probabilities by rounding only
     assert p16.dtype == np.float32 and np.abs(p16 - j16.cross_encoder_proba(q, t)).max() < 0.05
+
+
+def test_keep_layers_cuts_without_a_load_report(capfd):
+    """The first N layers, with the full model's weights, and no UNEXPECTED-keys report from transformers."""
+    import torch
+    from transformers import AutoModel
+
+    from strata.embed.encoder import resolve_model
+    from strata.judge.trainer import keep_layers
+
+    base = resolve_model("baseline")
+    full = AutoModel.from_pretrained(base, local_files_only=True)
+    capfd.readouterr()
+    cut = keep_layers(AutoModel.from_pretrained(base, local_files_only=True), 2)
+    out, err = capfd.readouterr()
+    assert "UNEXPECTED" not in out + err and "LOAD REPORT" not in out + err
+    assert len(cut.encoder.layer) == cut.config.num_hidden_layers == 2
+    assert torch.equal(cut.encoder.layer[1].output.dense.weight, full.encoder.layer[1].output.dense.weight)
+    assert keep_layers(full, None) is full and len(full.encoder.layer) == 6

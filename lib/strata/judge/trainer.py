@@ -38,6 +38,18 @@ class TrainResult:
     meta: dict[str, Any]
 
 
+def keep_layers(model: "Any", layers: int | None) -> "Any":
+    """``model`` with only its first ``layers`` transformer layers (None: all). Cut after a full load rather
+    than loaded with a smaller ``num_hidden_layers``: the same weights, without transformers reporting every
+    dropped layer's weights as unexpected keys."""
+    if not layers:
+        return model
+    base = model.base_model
+    base.encoder.layer = base.encoder.layer[: int(layers)]
+    base.config.num_hidden_layers = int(layers)  # the saved config.json then reloads the cut model as is
+    return model
+
+
 def train_distilled(pairs: "Any", out: str | Path, cfg: JudgeTrainConfig,
                     data_version: dict[str, Any] | None = None) -> TrainResult:
     """Fine-tune the base MiniLM with a 3-way head on ``pairs`` (query, product_text, grade) and save it.
@@ -60,19 +72,17 @@ def train_distilled(pairs: "Any", out: str | Path, cfg: JudgeTrainConfig,
     tok = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     # Keeping only the first N transformer layers trades a little accuracy for a judge that trains and scores
     # N/6 of the cost on CPU.
-    extra = {"num_hidden_layers": int(cfg.layers)} if cfg.layers else {}
     if cfg.pooling == "mean":
         from transformers import AutoModel
 
-        model = mean_pool_model(AutoModel.from_pretrained(base_dir, local_files_only=True, **extra))
+        model = mean_pool_model(keep_layers(AutoModel.from_pretrained(base_dir, local_files_only=True), cfg.layers))
         head_params = list(model.head.parameters())
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = keep_layers(AutoModelForSequenceClassification.from_pretrained(
             base_dir, num_labels=3, local_files_only=True,
             id2label={0: "irrelevant", 1: "partial", 2: "exact"},
             label2id={"irrelevant": 0, "partial": 1, "exact": 2},
-            **extra,
-        )
+        ), cfg.layers)
         head_params = list(model.classifier.parameters())
     queries = [str(q) for q in pairs["query"]]
     texts = [str(t) for t in pairs["product_text"]]
