@@ -98,9 +98,11 @@ WHERE product_id IS NOT NULL GROUP BY ALL
 """
 
 
-def duckdb_reference(lh: Lakehouse) -> dict:
+def duckdb_reference(lh: Lakehouse, out: Path | None = None) -> dict:
+    """The two log tables in DuckDB over the same Delta tables; with ``out``, its results are written as Delta
+    tables there too, as the features job writes its own (the same work end to end: read, compute, write)."""
     import duckdb
-    from deltalake import DeltaTable
+    from deltalake import DeltaTable, write_deltalake
 
     t0 = time.perf_counter()
     ev = DeltaTable(str(lh.path("search_events"))).to_pyarrow_table(
@@ -111,12 +113,17 @@ def duckdb_reference(lh: Lakehouse) -> dict:
     con.register("ev", ev)
     con.register("pr", pr)
     t1 = time.perf_counter()
-    n_stats = len(con.sql(DUCK_QUERY_STATS).to_arrow_table())
-    n_eng = len(con.sql(DUCK_ENGAGEMENT).to_arrow_table())
+    stats = con.sql(DUCK_QUERY_STATS).to_arrow_table()
+    eng = con.sql(DUCK_ENGAGEMENT).to_arrow_table()
     t_sql = time.perf_counter() - t1
-    return {"read_seconds": round(t_read, 3), "sql_seconds": round(t_sql, 3),
-            "seconds": round(t_read + t_sql, 3), "query_stats_rows": n_stats, "engagement_rows": n_eng,
-            "events": ev.num_rows}
+    t2 = time.perf_counter()
+    if out is not None:
+        for name, table in (("query_stats", stats), ("query_product_engagement", eng)):
+            write_deltalake(str(out / name), table, mode="overwrite")
+    t_write = time.perf_counter() - t2
+    return {"read_seconds": round(t_read, 3), "sql_seconds": round(t_sql, 3), "write_seconds": round(t_write, 3),
+            "seconds": round(t_read + t_sql + t_write, 3), "query_stats_rows": len(stats),
+            "engagement_rows": len(eng), "events": ev.num_rows}
 
 
 def replicate(spark, src: Lakehouse, dst: Lakehouse, k: int) -> int:
@@ -166,7 +173,9 @@ def main() -> None:
     ]
     result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                 "load_avg_at_start": os.getloadavg()[0]},
-                    "engine": "sail (pysail, in-process) + Delta"}
+                    "engine": "sail (pysail, in-process) + Delta",
+                    "command": "python bench/bench_data.py " + " ".join(sys.argv[1:]),
+                    "date": time.strftime("%Y-%m-%d")}
     with Engines(EngineConfig()) as eng, PeakRSS() as mem:
         spark = eng.spark
         ingest = []
@@ -195,7 +204,7 @@ def main() -> None:
                               "tables": {c["target_table"]: {"rows": c["upserted"], "seconds": c["seconds"]}
                                          for c in feats}}
         sail_log = sum(c["seconds"] for c in feats if c["target_table"] in ("query_stats", "query_product_engagement"))
-        duck = duckdb_reference(lh)
+        duck = duckdb_reference(lh, args.work / "duckdb-out")
         result["duckdb_reference"] = {**duck, "sail_seconds": round(sail_log, 3),
                                       "ratio_sail_over_duckdb": round(sail_log / duck["seconds"], 2)}
         result["scaling"] = scaling_runs(spark, lh, args)

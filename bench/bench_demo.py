@@ -59,7 +59,7 @@ def wall(run: Path) -> float:
 
 def model_key(per_query: dict) -> str:
     """The fine-tuned model's entry (named by its path) among the retrievers."""
-    keys = [k for k in per_query if k.endswith("/model")]
+    keys = [k for k in per_query if k.endswith("/model") and ":" not in k]  # not rerank:/hybrid: of it
     if len(keys) != 1:
         raise ValueError(f"expected one fine-tuned model among {list(per_query)}")
     return keys[0]
