@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,8 @@ def throughput(eng, lh, cfg, groups, a, work: Path) -> dict:
         return {"peak_rss_mb": round(m.peak / 2**20), "peak_pss_mb": round(m.peak_pss / 2**20)}
 
     for r in range(a.throughput_only):
+        # a fresh folder: Stage 1 resumes from a checkpoint it finds there, and a finished run would time 0 steps
+        shutil.rmtree(work / f"tp{r}", ignore_errors=True)
         with PeakRSS(every=0.5, include_self=True, pss=True) as mem:
             s1 = train(eng, lh, cfg, "1", work / f"tp{r}" / "strata")["stages"][0]
         ours = {"examples_per_s": s1["examples_per_s"], **mem_of(mem), "pss_mb_by_process": mem.pss_by_process}
