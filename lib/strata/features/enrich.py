@@ -63,9 +63,10 @@ def retriever(cfg: EnrichConfig):
                           name="enrich")
 
 
-def prepare(paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> tuple:
+def prepare(paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None, embedder=None) -> tuple:
     """An embed function (texts -> vectors), a FAISS index over the embedded category paths, and their ids
-    (built once per run). ``encoder``: a ready sentence-transformers model instead of ``cfg``'s."""
+    (built once per run). ``encoder``: a ready sentence-transformers model instead of ``cfg``'s; ``embedder``: the
+    caller's :func:`retriever` (built once: its model id hashes the weights)."""
     from strata.embed.encoder import encode
     from strata.embed.index import build_index
 
@@ -73,7 +74,7 @@ def prepare(paths: list[tuple[str, str]], cfg: EnrichConfig, encoder=None) -> tu
         def embed(texts: list[str]) -> np.ndarray:
             return encode(encoder, texts, batch_size=cfg.batch_size)
     else:
-        r = retriever(cfg)
+        r = embedder if embedder is not None else retriever(cfg)
 
         def embed(texts: list[str]) -> np.ndarray:
             return r.embed(texts, "titles")
@@ -160,7 +161,8 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
             raise MissingInputError(f"enrich: required table {need!r} not found at {lakehouse.path(need)}")
     # the model id names the backend too (``+torch-bf16``): its vectors differ a little, so its assignments are
     # tagged apart and a backend change re-enriches
-    mid = retriever(cfg).model_id if encoder is None else getattr(encoder, "strata_model_id", "custom")
+    embedder = retriever(cfg) if encoder is None else None
+    mid = embedder.model_id if embedder is not None else getattr(encoder, "strata_model_id", "custom")
     tag = f"{mid};threshold={cfg.threshold};min_margin={cfg.min_margin}"
     taxonomy = lakehouse.read(spark, "taxonomy").where(f"source = '{cfg.taxonomy_source}'").select(
         "category_id", "path").orderBy("category_id").toPandas()
@@ -178,7 +180,7 @@ def enrich_categories(spark: "SparkSession", lakehouse: Lakehouse, run_id: str, 
         good = todo[~blank].reset_index(drop=True)
         if len(good):
             if prepared is None:
-                prepared = prepare(paths, cfg, encoder)
+                prepared = prepare(paths, cfg, encoder, embedder)
             got = assign(good["title"].tolist(), None, cfg, prepared=prepared)
             part = pd.concat([good[["product_id"]], got], axis=1)
             part["source"], part["taxonomy_source"], part["model"] = cfg.source, cfg.taxonomy_source, tag
